@@ -1,0 +1,111 @@
+"""HyperPyYAML configs with command-line overrides, for every Python step of the recipes.
+
+Each entry point is called as ``python -m masr.bin.<step> conf/<step>.yaml [options]
+[--key value ...]``: options the step declares are parsed by ``argparse``; every other
+``--key value`` (or ``--key=value``) overrides ``key`` in the YAML. Dotted keys reach into
+nested mappings (``--voices.rate "[150, 180]"``) and values are parsed as YAML, so numbers and
+lists keep their types. An override naming a key the config does not have is an error.
+"""
+
+import argparse
+
+import yaml
+from hyperpyyaml import load_hyperpyyaml
+
+
+def overrides_from_args(args):
+    """Turn leftover ``--key value`` / ``--key=value`` arguments into a nested dict.
+
+    Arguments
+    ---------
+    args : list of str
+
+    Returns
+    -------
+    dict
+
+    Example
+    -------
+    >>> overrides_from_args(["--seed", "7", "--voices.rate=[150, 180]", "--name", "x y"])
+    {'seed': 7, 'voices': {'rate': [150, 180]}, 'name': 'x y'}
+    """
+    out = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or arg == "--":
+            raise ValueError(f"expected an option '--key value', got '{arg}'")
+        key = arg[2:]
+        if "=" in key:
+            key, value = key.split("=", 1)
+        elif i + 1 < len(args):
+            i += 1
+            value = args[i]
+        else:
+            raise ValueError(f"option '{arg}' has no value")
+        node = out
+        *parents, leaf = key.replace("-", "_").split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(value) if value != "" else ""
+        i += 1
+    return out
+
+
+def load_config(path, overrides=None):
+    """Load a HyperPyYAML file, applying ``overrides`` (a dict) first.
+
+    Raises
+    ------
+    ValueError
+        When an override names a key the file does not define; the message names the file.
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "c.yaml")
+    >>> _ = open(p, "w").write("seed: 1\\nlr: !ref <base_lr> * 2\\nbase_lr: 0.5\\n")
+    >>> load_config(p, {"seed": 3})
+    {'seed': 3, 'lr': 1.0, 'base_lr': 0.5}
+    """
+    with open(path, encoding="utf-8") as f:
+        try:
+            return load_hyperpyyaml(f, overrides or {}, overrides_must_match=True)
+        except KeyError as e:
+            raise ValueError(f"{path}: unknown config key in overrides: {e.args[0]}") from None
+
+
+def parse_arguments(parser, argv=None):
+    """Parse a step's declared options, then load its config with the remaining overrides.
+
+    Arguments
+    ---------
+    parser : argparse.ArgumentParser
+        The step's parser; must declare a positional ``config`` argument.
+    argv : list of str or None
+        Arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    args : argparse.Namespace
+        The declared options.
+    config : dict
+        The loaded config, overrides applied.
+    """
+    args, rest = parser.parse_known_args(argv)
+    try:
+        overrides = overrides_from_args(rest)
+        config = load_config(args.config, overrides)
+    except ValueError as e:
+        parser.error(str(e))
+    return args, config
+
+
+def make_parser(description):
+    """An ``ArgumentParser`` with the positional ``config`` every step takes."""
+    parser = argparse.ArgumentParser(
+        description=description,
+        epilog="Any other --key value overrides 'key' in the config (dotted keys for nested ones).",
+    )
+    parser.add_argument("config", help="HyperPyYAML config file")
+    return parser
