@@ -6,6 +6,7 @@ A ``wav.scp`` value is either a file path (any format libsndfile reads: WAV, FLA
 """
 
 import io
+import math
 import subprocess
 
 import numpy as np
@@ -32,7 +33,7 @@ def _run_pipe(entry):
 
 
 def resample(wave, orig_sr, target_sr):
-    """Band-limited resampling (torchaudio's sinc interpolation) of a 1-D float array.
+    """Band-limited polyphase resampling (``scipy.signal.resample_poly``) of a 1-D array.
 
     Arguments
     ---------
@@ -50,14 +51,15 @@ def resample(wave, orig_sr, target_sr):
     -------
     >>> resample(np.zeros(8000, dtype=np.float32), 8000, 16000).shape
     (16000,)
+    >>> resample(np.zeros(22050, dtype=np.float32), 22050, 16000).shape
+    (16000,)
     """
     if orig_sr == target_sr:
         return wave.astype(np.float32, copy=False)
-    import torch
-    import torchaudio.functional as AF
+    from scipy.signal import resample_poly
 
-    out = AF.resample(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), orig_sr, target_sr)
-    return out.numpy()
+    g = math.gcd(int(orig_sr), int(target_sr))
+    return resample_poly(wave, target_sr // g, orig_sr // g).astype(np.float32, copy=False)
 
 
 def read_audio(entry, target_sr=TARGET_SAMPLE_RATE):

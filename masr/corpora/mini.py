@@ -208,7 +208,8 @@ def render(utt, sample_rate):
     """
     tts = _engine()
     s = utt.speaker
-    wav = tts.synth(utt.text, s.voice, rate=utt.rate, pitch=s.pitch, pitch_range=s.pitch_range)
+    wav = tts.synth(utt.text, s.voice, rate=utt.rate, pitch=s.pitch, pitch_range=s.pitch_range,
+                    seed=utt.noise_seed)
     wav = resample(wav.astype(np.float32) / 32768.0, tts.sample_rate, sample_rate)
     rng = np.random.default_rng(utt.noise_seed)
     wav *= 10 ** (rng.uniform(-6.0, 0.0) / 20) * 0.5 / max(float(np.abs(wav).max()), 1e-4)

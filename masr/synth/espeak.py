@@ -3,7 +3,8 @@
 eSpeak NG is a formant synthesizer: robotic, but it speaks ~100 languages with their own
 letter-to-sound rules, and its voice *variants* (``+m1`` .. ``+f5``) plus pitch, pitch range and
 rate give distinguishable pseudo-speakers. The library keeps global state, so there is one
-engine per process (use one process per parallel job, never threads).
+engine per process (use one process per parallel job, never threads), and each utterance is
+synthesized in a forked child so that no state leaks from one utterance to the next.
 
 The C API used (``speak_lib.h``)::
 
@@ -14,6 +15,7 @@ The C API used (``speak_lib.h``)::
     int  espeak_Synth(const void *text, size_t size, unsigned int position, int position_type,
                       unsigned int end_position, unsigned int flags, unsigned int *uid, void *user_data);
     int  espeak_Synchronize(void);
+    void espeak_ng_SetRandSeed(long seed);
 """
 
 import ctypes
@@ -78,6 +80,7 @@ class Espeak:
         self.sample_rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, parent.encode(), 0)
         if self.sample_rate <= 0:
             raise SynthError(f"espeak_Initialize failed with data '{data_path}'")
+        self._libc = ctypes.CDLL(None)  # eSpeak NG also draws from libc's rand()
         self._chunks = []
         self._callback = _CALLBACK(self._collect)  # keep a reference: ctypes does not
         lib.espeak_SetSynthCallback(self._callback)
@@ -87,8 +90,13 @@ class Espeak:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(num_samples,)).copy())
         return 0
 
-    def synth(self, text, voice, rate=175, pitch=50, pitch_range=50, word_gap=0):
+    def synth(self, text, voice, rate=175, pitch=50, pitch_range=50, word_gap=0, seed=0):
         """Synthesize ``text`` and return 16-bit samples at ``self.sample_rate``.
+
+        eSpeak NG carries state from one utterance to the next (e.g. its pitch-flutter phase),
+        so the same call would not give the same samples twice. Each utterance is therefore
+        synthesized in a child process forked from this one, whose engine has never spoken:
+        the result depends only on the arguments (a fork costs ~1-5 ms; Linux/macOS only).
 
         Arguments
         ---------
@@ -102,16 +110,43 @@ class Espeak:
             Base pitch and pitch range, 0-100 (50 is the voice's default).
         word_gap : int
             Extra pause between words, in units of 10 ms.
+        seed : int
+            Seed of the synthesizer's noise sources (breath, frication).
 
         Returns
         -------
         numpy.ndarray
             int16 samples, shape (N,).
         """
+        args = (text, voice, rate, pitch, pitch_range, word_gap, seed)
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: synthesize once, send the result, exit without cleanup
+            os.close(read_fd)
+            try:
+                payload = b"\0" + self._synth_here(*args).tobytes()
+            except BaseException as e:  # noqa: BLE001 - everything must reach the parent
+                payload = b"\1" + str(e).encode()
+            with os.fdopen(write_fd, "wb") as out:
+                out.write(payload)
+            os._exit(0)
+        os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as inp:
+            payload = inp.read()
+        _, status = os.waitpid(pid, 0)
+        if not payload or status != 0:
+            raise SynthError(f"eSpeak NG child process failed (status {status}) on {text!r} with voice '{voice}'")
+        if payload[:1] == b"\1":
+            raise SynthError(payload[1:].decode(errors="replace"))
+        return np.frombuffer(payload[1:], dtype=np.int16).copy()
+
+    def _synth_here(self, text, voice, rate, pitch, pitch_range, word_gap, seed):
         if self._lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
             raise SynthError(f"eSpeak NG has no voice '{voice}'")
         for name, value in (("rate", rate), ("pitch", pitch), ("range", pitch_range), ("wordgap", word_gap)):
             self._lib.espeak_SetParameter(_PARAM[name], int(value), 0)
+        self._lib.espeak_ng_SetRandSeed(ctypes.c_long(seed))
+        self._libc.srand(ctypes.c_uint(seed & 0xFFFFFFFF))
         data = text.encode("utf-8") + b"\0"
         self._chunks = []
         if self._lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None) != _EE_OK:

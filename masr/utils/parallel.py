@@ -5,13 +5,17 @@ can hang or crawl. Each worker is limited to one intra-op thread, so ``nj`` work
 cores, as Kaldi's ``--nj`` does.
 """
 
+import os
+import sys
 from multiprocessing import get_context
 
 
 def _init_worker():
-    import torch
-
-    torch.set_num_threads(1)
+    # Read by PyTorch / NumPy's BLAS when (and if) the worker imports them.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = "1"
+    if "torch" in sys.modules:  # already imported with the spawning module
+        sys.modules["torch"].set_num_threads(1)
 
 
 def parallel_map(fn, items, nj=1, chunksize=16, ordered=False):

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# masr's entry point.
+#   ./run.sh            create the environment if missing (.venv from requirements.txt), then
+#                       build the embedded corpus and run every stage on it (egs/mini)
+#   ./run.sh --test     create the environment if missing, then run the test suite
+#   ./run.sh [options]  options go to egs/mini/run.sh (./run.sh --help lists stages and options)
+set -euo pipefail
+root="$(cd "$(dirname "$0")" && pwd)"
+if [ "${1:-}" = --test ]; then
+  shift
+  exec "$root/tools/test.sh" "$@"
+fi
+case " $* " in *" --help "*|*" -h "*) exec "$root/egs/mini/run.sh" --help ;; esac
+"$root/tools/setup_env.sh"
+exec "$root/egs/mini/run.sh" "$@"

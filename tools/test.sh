@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test command: set up the environment if needed, then run the whole test suite
+# (tests/ and the doctests of masr/). Extra arguments go to pytest, e.g. tools/test.sh -k fbank
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$root/tools/setup_env.sh"
+# shellcheck disable=SC1091
+. "$root/tools/env.sh"
+cd "$root"
+exec python -m pytest -q "$@"
