@@ -22,7 +22,7 @@ local_data_opts=        # extra options for it, e.g. "--corpus-config conf/corpu
 fbank_config=conf/fbank.yaml       # stage 2 config
 validate_opts=          # e.g. "--no-audio" for huge corpora
 
-help_message="Usage: $0 [options]
+print_help() { echo "Usage: $0 [options]
 
 Stages:
   1  data       corpus preparation ($local_data), data-dir validation, <exp>/data_stats.tsv
@@ -41,6 +41,7 @@ Options:
   --local-data-opts S   extra options for $local_data (default: '$local_data_opts')
   --fbank-config FILE   filterbank config for stage 2 (default: $fbank_config)
   --validate-opts S     options for tools/validate_data_dir.sh (default: '$validate_opts')"
+}
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck disable=SC1091
@@ -78,8 +79,14 @@ run_stage() {
   rm -f "$stamp"
   log "stage $n ($name): start; log: $logf"
   local t0=$SECONDS
-  if ! "$@" 2>&1 | tee "$logf"; then
-    log "stage $n ($name): FAILED after $((SECONDS - t0)) s; see $logf" >&2
+  # The subshell keeps `set -e` inside the stage: any failing command fails the stage.
+  local rc
+  set +e
+  ( set -e; "$@" ) 2>&1 | tee "$logf"
+  rc=${PIPESTATUS[0]}
+  set -e
+  if [ "$rc" -ne 0 ]; then
+    log "stage $n ($name): FAILED (exit $rc) after $((SECONDS - t0)) s; see $logf" >&2
     exit 1
   fi
   echo "$sig" > "$stamp"

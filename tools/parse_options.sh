@@ -2,7 +2,8 @@
 # Kaldi-style option parsing, sourced by scripts after they set their defaults:
 #
 #   stage=1; nj=2                 # every option is a shell variable with a default
-#   help_message="Usage: ..."     # printed by --help
+#   help_message="Usage: ..."     # printed by --help (or define a function print_help,
+#                                 # called after all options are read, to show their values)
 #   . tools/parse_options.sh      # parses "$@" in place
 #
 # `--some-option value` and `--some-option=value` set $some_option (dashes become underscores);
@@ -13,8 +14,7 @@
 while [ $# -gt 0 ]; do
   case "$1" in
     --help|-h)
-      printf '%s\n' "${help_message:-No help available.}"
-      exit 0 ;;
+      __help=1; shift; continue ;;
     --*=*)
       __name="${1%%=*}"; __value="${1#*=}"; shift ;;
     --*)
@@ -36,4 +36,8 @@ while [ $# -gt 0 ]; do
   fi
   printf -v "$__var" '%s' "$__value"
 done
-unset __name __value __var
+if [ -n "${__help:-}" ]; then
+  if declare -F print_help >/dev/null; then print_help; else printf '%s\n' "${help_message:-No help available.}"; fi
+  exit 0
+fi
+unset __name __value __var __help
