@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from masr.synth import Espeak, SynthError
+from masr.synth.espeak import Espeak, SynthError
 
 
 @pytest.fixture(scope="module")

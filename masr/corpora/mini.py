@@ -192,7 +192,7 @@ _ENGINE = None
 def _engine():
     global _ENGINE
     if _ENGINE is None:
-        from masr.synth import Espeak
+        from masr.synth.espeak import Espeak
 
         _ENGINE = Espeak()
     return _ENGINE
