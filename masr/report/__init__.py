@@ -1,0 +1,1 @@
+"""Reports: tables the documentation quotes, generated from what the recipes measured."""

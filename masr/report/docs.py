@@ -1,0 +1,111 @@
+"""Fill the generated tables of README files from the files the recipes and benchmarks write.
+
+A README marks each generated table with a pair of comments; only the text between them is
+replaced, so the prose around stays hand-written::
+
+    <!-- BEGIN data_stats -->
+    ... generated ...
+    <!-- END data_stats -->
+
+Usage (after ``./run.sh`` and ``python benchmarks/data_pipeline.py``)::
+
+    python -m masr.report.docs
+"""
+
+import argparse
+import csv
+import os
+import sys
+from collections import defaultdict
+
+from masr.utils.fileio import atomic_open
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def replace_block(text, name, content):
+    """Replace what stands between the ``BEGIN name`` / ``END name`` comments.
+
+    Example
+    -------
+    >>> replace_block("a\\n<!-- BEGIN t -->\\nold\\n<!-- END t -->\\nb\\n", "t", "new")
+    'a\\n<!-- BEGIN t -->\\nnew\\n<!-- END t -->\\nb\\n'
+    """
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    if begin not in text or end not in text:
+        raise ValueError(f"no '{begin}' ... '{end}' block to fill")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{content.strip()}\n{end}{tail}"
+
+
+def read_data_stats(path):
+    """Rows of a ``data_stats.tsv`` (see ``masr.data.stats``) with numeric fields converted."""
+    with open(path, encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    for r in rows:
+        r["utterances"], r["speakers"], r["hours"] = int(r["utterances"]), int(r["speakers"]), float(r["hours"])
+    return rows
+
+
+def split_table(rows):
+    """Markdown: one line per split (languages, utterances, speakers, hours).
+
+    Example
+    -------
+    >>> rows = [{"split": "train", "lang": "hrv", "utterances": 2, "speakers": 1, "hours": 0.5},
+    ...         {"split": "train", "lang": "all", "utterances": 2, "speakers": 1, "hours": 0.5}]
+    >>> print(split_table(rows))
+    | split | languages | utterances | speakers | hours |
+    |---|---:|---:|---:|---:|
+    | train | 1 | 2 | 1 | 0.50 |
+    """
+    lines = ["| split | languages | utterances | speakers | hours |", "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        if r["lang"] == "all":
+            n_lang = sum(1 for x in rows if x["split"] == r["split"] and x["lang"] != "all")
+            lines.append(f"| {r['split']} | {n_lang} | {r['utterances']} | {r['speakers']} | {r['hours']:.2f} |")
+    return "\n".join(lines)
+
+
+def language_table(rows):
+    """Markdown: utterances per language (rows) and split (columns); '-' where absent."""
+    splits = list(dict.fromkeys(r["split"] for r in rows))
+    counts = defaultdict(dict)
+    for r in rows:
+        if r["lang"] != "all":
+            counts[r["lang"]][r["split"]] = r["utterances"]
+    lines = ["| language | " + " | ".join(splits) + " |", "|---|" + "---:|" * len(splits)]
+    for lang in sorted(counts):
+        lines.append(f"| {lang} | " + " | ".join(str(counts[lang].get(s, "-")) for s in splits) + " |")
+    return "\n".join(lines)
+
+
+def fill(path, blocks):
+    """Rewrite ``path`` with each ``name -> content`` block replaced (atomically)."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    for name, content in blocks.items():
+        text = replace_block(text, name, content)
+    with atomic_open(path) as f:
+        f.write(text)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Fill README tables from recipe and benchmark outputs.")
+    parser.add_argument("--data-stats", default=os.path.join(ROOT, "egs/mini/exp/data_stats.tsv"))
+    parser.add_argument("--benchmark", default=os.path.join(ROOT, "benchmarks/results/data_pipeline.md"))
+    args = parser.parse_args(argv)
+    rows = read_data_stats(args.data_stats)
+    with open(args.benchmark, encoding="utf-8") as f:
+        bench = f.read()
+    fill(os.path.join(ROOT, "README.md"), {"data_stats": split_table(rows), "data_pipeline": bench})
+    fill(os.path.join(ROOT, "egs/mini/README.md"), {"data_stats": split_table(rows),
+                                                    "languages": language_table(rows)})
+    fill(os.path.join(ROOT, "benchmarks/README.md"), {"data_pipeline": bench})
+    print("filled README.md, egs/mini/README.md, benchmarks/README.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
