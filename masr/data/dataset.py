@@ -1,0 +1,182 @@
+"""Utterances of a dump dir as a ``torch.utils.data.Dataset``, and their collation into batches.
+
+A dump dir (written by :mod:`masr.features.extract`) holds ``feats.scp`` (utt -> ark offset),
+``utt2num_frames``, ``cmvn.ark`` and the metadata files copied from the data dir (``utt2lang``,
+``utt2spk``, ``text``, ...). Features are read lazily, one utterance at a time, by random access
+into the arks; lengths come from ``utt2num_frames`` so that batching needs no feature reads.
+CMVN is not applied here: it is part of the model (:class:`masr.features.cmvn.GlobalCMVN`).
+"""
+
+import logging
+import os
+
+import kaldiio
+import numpy as np
+import torch
+
+from masr.data.datadir import DataDir, DataDirError
+
+logger = logging.getLogger(__name__)
+
+#: Item keys that a metadata stream may not shadow.
+RESERVED_KEYS = ("utt", "feats", "lengths")
+
+
+class FeatsReadError(DataDirError):
+    """An utterance whose features cannot be read from its ark; the message names it."""
+
+
+class FeatsDataset(torch.utils.data.Dataset):
+    """Utterances of a dump dir: features (random access through ``feats.scp``) + metadata.
+
+    Arguments
+    ---------
+    dump_dir : str
+        The dump dir (``feats.scp`` and ``utt2num_frames`` are required).
+    streams : list of str
+        Metadata streams to return with each item, as read by ``DataDir.stream``: ``"lang"``
+        for ``utt2lang``, ``"text"`` for ``text``, ... Values are returned as strings.
+    max_frames : int or None
+        Utterances with more frames are dropped (``None``: no limit).
+    min_frames : int
+        Utterances with fewer frames are dropped.
+
+    Attributes
+    ----------
+    utt_ids : list of str
+        The kept utterances, sorted.
+    num_frames : list of int
+        Frames of each kept utterance, aligned with ``utt_ids`` (from ``utt2num_frames``).
+    num_dropped : int
+        Utterances removed by ``max_frames`` / ``min_frames``.
+
+    Raises
+    ------
+    DataDirError
+        A missing dump dir, ``feats.scp``, ``utt2num_frames`` or stream file (the message names
+        the dump dir and the file), or an utterance missing from one of them.
+
+    Example
+    -------
+    >>> import tempfile, kaldiio, numpy as np
+    >>> from masr.data.datadir import write_kaldi_map
+    >>> d = tempfile.mkdtemp()
+    >>> feats = {"u1": np.ones((3, 2), np.float32), "u2": np.zeros((5, 2), np.float32)}
+    >>> with kaldiio.WriteHelper(f"ark,scp:{d}/feats.ark,{d}/feats.scp") as w:
+    ...     for utt, mat in feats.items():
+    ...         w(utt, mat)
+    >>> write_kaldi_map(f"{d}/utt2num_frames", {u: len(m) for u, m in feats.items()})
+    >>> write_kaldi_map(f"{d}/utt2lang", {"u1": "hrv", "u2": "srp"})
+    >>> ds = FeatsDataset(d, streams=["lang"])
+    >>> len(ds), ds.utt_ids, ds.num_frames
+    (2, ['u1', 'u2'], [3, 5])
+    >>> item = ds[1]
+    >>> item["utt"], tuple(item["feats"].shape), item["lang"]
+    ('u2', (5, 2), 'srp')
+    >>> FeatsDataset(d, max_frames=4).utt_ids
+    ['u1']
+    """
+
+    def __init__(self, dump_dir, streams=(), max_frames=None, min_frames=1):
+        self.dump_dir = os.fspath(dump_dir)
+        self.streams = list(streams)
+        for name in self.streams:
+            if name in RESERVED_KEYS:
+                raise ValueError(f"stream name '{name}' clashes with an item key {RESERVED_KEYS}")
+        data = DataDir(self.dump_dir)
+        scp = self._read(data, "feats.scp", "written by the features stage")
+        frames_map = self._read(data, "utt2num_frames", "written by the features stage")
+
+        utt_ids, num_frames, self.num_dropped = [], [], 0
+        for utt in sorted(scp):
+            if utt not in frames_map:
+                raise DataDirError(f"{data.file('utt2num_frames')}: utterance '{utt}' of feats.scp is missing")
+            try:
+                n = int(frames_map[utt])
+            except ValueError:
+                raise DataDirError(f"{data.file('utt2num_frames')}: utterance '{utt}': "
+                                   f"not an integer: '{frames_map[utt]}'") from None
+            if n < min_frames or (max_frames is not None and n > max_frames):
+                self.num_dropped += 1
+                continue
+            utt_ids.append(utt)
+            num_frames.append(n)
+        if self.num_dropped:
+            logger.info("%s: dropped %d of %d utterances outside [%s, %s] frames", self.dump_dir,
+                        self.num_dropped, len(scp), min_frames, max_frames)
+        self.utt_ids = utt_ids
+        self.num_frames = num_frames
+        self._entries = [scp[utt] for utt in utt_ids]
+
+        self._stream_values = {}
+        for name in self.streams:
+            fname = "text" if name == "text" else f"utt2{name}"
+            values = self._read(data, fname, f"metadata stream '{name}'")
+            missing = [utt for utt in utt_ids if utt not in values]
+            if missing:
+                raise DataDirError(f"{data.file(fname)}: utterance '{missing[0]}' is missing "
+                                   f"({len(missing)} of {len(utt_ids)} utterances have no '{name}')")
+            self._stream_values[name] = [values[utt] for utt in utt_ids]
+
+    def _read(self, data, fname, what):
+        if not data.has(fname):
+            raise DataDirError(f"{self.dump_dir}: dump dir has no '{fname}' ({what})")
+        return data.read(fname)
+
+    def __len__(self):
+        return len(self.utt_ids)
+
+    def __getitem__(self, i):
+        """dict(utt=str, feats=FloatTensor (T, F), <stream>=str for each stream)."""
+        utt, entry = self.utt_ids[i], self._entries[i]
+        where = f"{self.dump_dir}/feats.scp: utterance '{utt}'"
+        try:
+            mat = kaldiio.load_mat(entry)
+        except Exception as e:  # kaldiio raises many kinds on a bad ark: report which utterance
+            raise FeatsReadError(f"{where}: cannot read features from '{entry}': "
+                                 f"{type(e).__name__}: {e}") from e
+        mat = np.asarray(mat)
+        if mat.ndim != 2 or mat.shape[0] != self.num_frames[i]:
+            raise FeatsReadError(f"{where}: features from '{entry}' have shape {mat.shape}, "
+                                 f"utt2num_frames says {self.num_frames[i]} frames")
+        item = {"utt": utt, "feats": torch.tensor(mat, dtype=torch.float32)}
+        for name, values in self._stream_values.items():
+            item[name] = values[i]
+        return item
+
+
+def collate_feats(items):
+    """Pad a list of dataset items into a batch.
+
+    Arguments
+    ---------
+    items : list of dict
+        Items of :class:`FeatsDataset`: ``utt``, ``feats`` (T, F) and any stream strings.
+
+    Returns
+    -------
+    dict
+        ``utt`` (list of str), ``feats`` (B, T_max, F) float32 zero-padded after each
+        utterance's end, ``lengths`` (B,) int64 frames, and for each stream a list of str.
+
+    Example
+    -------
+    >>> b = collate_feats([{"utt": "a", "feats": torch.ones(2, 3), "lang": "hrv"},
+    ...                    {"utt": "b", "feats": torch.ones(4, 3), "lang": "srp"}])
+    >>> b["utt"], tuple(b["feats"].shape), b["lengths"].tolist(), b["lang"]
+    (['a', 'b'], (2, 4, 3), [2, 4], ['hrv', 'srp'])
+    >>> b["feats"][0, :, 0].tolist()
+    [1.0, 1.0, 0.0, 0.0]
+    """
+    if not items:
+        raise ValueError("collate_feats: empty batch")
+    feats = [item["feats"] for item in items]
+    lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
+    padded = feats[0].new_zeros((len(feats), int(lengths.max()), feats[0].shape[1]), dtype=torch.float32)
+    for b, f in enumerate(feats):
+        padded[b, : f.shape[0]] = f
+    batch = {"utt": [item["utt"] for item in items], "feats": padded, "lengths": lengths}
+    for key in items[0]:
+        if key not in ("utt", "feats"):
+            batch[key] = [item[key] for item in items]
+    return batch

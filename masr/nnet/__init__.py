@@ -1,0 +1,19 @@
+"""Neural network building blocks."""
+
+from masr.nnet.conformer import (
+    ConformerEncoder,
+    ConformerLayer,
+    Conv2dSubsampling,
+    RelPositionalEncoding,
+    make_pad_mask,
+    num_parameters,
+)
+
+__all__ = [
+    "Conv2dSubsampling",
+    "ConformerEncoder",
+    "ConformerLayer",
+    "RelPositionalEncoding",
+    "make_pad_mask",
+    "num_parameters",
+]

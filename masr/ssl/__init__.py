@@ -1,0 +1,1 @@
+"""Self-supervised speech encoders behind one interface (``masr.ssl.base.SSLModel``)."""

@@ -1,0 +1,86 @@
+"""The interface every SSL method implements, and the pooling g that turns frames into h.
+
+Later stages (MASR/LASR heads, LangID, ASR, probes) only see this interface, never which SSL
+method produced the frames: features and lengths in; frames Z, their lengths, the SSL loss and
+its metrics out.
+"""
+
+import dataclasses
+
+import torch
+
+from masr.nnet.conformer import make_pad_mask
+
+
+def masked_mean_pool(frames, lengths):
+    """g: the mean of each utterance's valid frames (padding excluded).
+
+    Arguments
+    ---------
+    frames : torch.Tensor
+        (B, T, D).
+    lengths : torch.LongTensor
+        (B,) valid frames per utterance (at least 1).
+
+    Returns
+    -------
+    torch.Tensor
+        (B, D) utterance embeddings h.
+
+    Example
+    -------
+    >>> z = torch.tensor([[[1.0], [3.0], [100.0]], [[2.0], [4.0], [6.0]]])
+    >>> masked_mean_pool(z, torch.tensor([2, 3]))
+    tensor([[2.],
+            [4.]])
+    """
+    valid = (~make_pad_mask(lengths, frames.shape[1])).unsqueeze(-1).to(frames.dtype)
+    return (frames * valid).sum(dim=1) / lengths.clamp(min=1).unsqueeze(-1).to(frames.dtype)
+
+
+@dataclasses.dataclass
+class SSLOutput:
+    """What an SSL model returns for a batch.
+
+    Arguments
+    ---------
+    frames : torch.Tensor
+        (B, T', D) encoder output frames Z (padded frames are 0).
+    lengths : torch.LongTensor
+        (B,) valid frames per utterance.
+    loss : torch.Tensor or None
+        Scalar SSL loss (``None`` from ``encode``).
+    metrics : dict
+        Detached scalar tensors to log, e.g. ``{"accuracy": ..., "masked_frames": ...}``.
+    """
+
+    frames: torch.Tensor
+    lengths: torch.Tensor
+    loss: torch.Tensor = None
+    metrics: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def pad_mask(self):
+        """(B, T') True at padded frames."""
+        return make_pad_mask(self.lengths, self.frames.shape[1])
+
+    def pooled(self):
+        """h = g(Z): (B, D) masked mean of the frames."""
+        return masked_mean_pool(self.frames, self.lengths)
+
+
+class SSLModel(torch.nn.Module):
+    """Base class of SSL encoders.
+
+    Subclasses implement ``forward(feats, lengths) -> SSLOutput`` (the training objective: masks
+    the input, returns the loss) and ``encode(feats, lengths) -> SSLOutput`` (no masking, no
+    loss: what downstream tasks use). ``feats`` are (B, T, F) filterbanks (CMVN applied by the
+    model), ``lengths`` (B,) their valid frames.
+    """
+
+    def encode(self, feats, lengths):
+        raise NotImplementedError
+
+    def embed(self, feats, lengths):
+        """Utterance embeddings h (B, D) of unmasked input."""
+        return self.encode(feats, lengths).pooled()

@@ -1,0 +1,51 @@
+"""PyTorch DDP set-up from ``torchrun``'s environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``).
+
+A plain ``python -m ...`` run is a world of one; ``torchrun --nproc_per_node=K -m ...`` starts K
+processes that each call :func:`init` and get their rank. CUDA runs use NCCL, CPU runs gloo.
+"""
+
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def init(device_type="cpu"):
+    """Join the process group when launched by torchrun; returns (rank, world_size, device)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device_type == "cuda":
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+    return rank, world, device
+
+
+def is_distributed():
+    return dist.is_available() and dist.is_initialized()
+
+
+def barrier():
+    if is_distributed():
+        dist.barrier()
+
+
+def all_reduce_mean(values):
+    """Average a dict of scalar tensors over ranks (for logging); returns floats."""
+    if not values:
+        return {}
+    keys = sorted(values)
+    stacked = torch.stack([torch.as_tensor(values[k], dtype=torch.float64).detach().cpu() for k in keys])
+    if is_distributed():
+        dist.all_reduce(stacked)
+        stacked /= dist.get_world_size()
+    return {k: float(v) for k, v in zip(keys, stacked)}
+
+
+def cleanup():
+    if is_distributed():
+        dist.destroy_process_group()

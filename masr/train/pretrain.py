@@ -1,0 +1,111 @@
+"""The SSL pretraining stage: any ``masr.ssl`` model, trained from a HyperPyYAML config.
+
+Usage (one process, or one per GPU / CPU process with torchrun)::
+
+    python -m masr.train.pretrain conf/pretrain_bestrq.yaml \\
+        --train_dir dump/pretrain --valid_dir dump/dev --exp_dir exp/pretrain_bestrq
+    torchrun --nproc_per_node=4 -m masr.train.pretrain conf/pretrain_bestrq_paper.yaml ...
+
+Every key of the config can be overridden on the command line (``--max_steps 200``). The config
+names the model (``model: !new:masr.ssl.bestrq.BestRQ``) and the optimisation settings; see
+``egs/mini/conf/pretrain_bestrq.yaml`` for the keys. ``init_from`` starts from another run's
+checkpoint (the paper continues MASR from a BEST-RQ checkpoint). Running the same command again
+resumes from the newest checkpoint in ``exp_dir``.
+"""
+
+import random
+import sys
+
+import numpy as np
+import torch
+
+from masr.data.dataset import FeatsDataset, collate_feats
+from masr.data.sampler import DynamicBucketBatchSampler
+from masr.train import distributed
+from masr.train.schedule import WarmupDecay
+from masr.train.trainer import Trainer
+from masr.utils.config import make_parser, parse_arguments
+
+
+def ssl_step(model, batch):
+    """The pretraining objective on one batch: the SSL model's own loss."""
+    out = model(batch["feats"], batch["lengths"])
+    return out.loss, out.metrics
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def make_valid_fn(config, device):
+    """Mean SSL loss and metrics over the validation set (masks drawn from a fixed seed)."""
+    if not config.get("valid_dir"):
+        return None
+    dataset = FeatsDataset(config["valid_dir"], max_frames=config.get("max_frames"))
+    sampler = DynamicBucketBatchSampler(dataset.num_frames, config["max_batch_frames"], shuffle=False)
+    limit = config.get("valid_batches", 20)
+
+    def valid_fn(model):
+        torch.manual_seed(config.get("seed", 0))
+        sums, count = {}, 0
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_feats)
+        for i, batch in enumerate(loader):
+            if i == limit:
+                break
+            out = model(batch["feats"].to(device), batch["lengths"].to(device))
+            for key, value in {"loss": out.loss, **out.metrics}.items():
+                sums[key] = sums.get(key, 0.0) + float(value)
+            count += 1
+        return {k: v / max(count, 1) for k, v in sums.items()}
+
+    return valid_fn
+
+
+def build_trainer(config, rank=0, world_size=1, device=None):
+    """Everything the pretraining run needs, from a loaded config."""
+    device = device or torch.device("cpu")
+    seed_everything(config["seed"] + rank)
+    model = config["model"]
+    dataset = FeatsDataset(config["train_dir"], max_frames=config.get("max_frames"))
+    sampler = DynamicBucketBatchSampler(
+        dataset.num_frames, config["max_batch_frames"], num_buckets=config.get("num_buckets", 10),
+        seed=config["seed"], rank=rank, world_size=world_size, drop_last=False,
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"], betas=tuple(config.get("betas", (0.9, 0.98))),
+                                  weight_decay=config.get("weight_decay", 0.01))
+    scheduler = WarmupDecay(optimizer, config["warmup_steps"], config["max_steps"],
+                            decay=config.get("decay", "cosine"), min_ratio=config.get("min_lr_ratio", 0.0))
+    return Trainer(
+        model, optimizer, scheduler, dataset, sampler, collate_feats, ssl_step, config["exp_dir"],
+        max_steps=config["max_steps"], grad_accum=config.get("grad_accum", 1),
+        clip_grad_norm=config.get("clip_grad_norm", 5.0), checkpoint_every=config.get("checkpoint_every", 500),
+        keep_checkpoints=config.get("keep_checkpoints", 3), log_every=config.get("log_every", 10),
+        precision=config.get("precision", "auto"), device=device, rank=rank, world_size=world_size,
+        num_workers=config.get("num_workers", 0), valid_fn=make_valid_fn(config, device),
+        valid_every=config.get("valid_every", 0), init_from=config.get("init_from"),
+        progress=config.get("progress", True),
+    )
+
+
+def main(argv=None):
+    parser = make_parser("Self-supervised pretraining (BEST-RQ, w2v-BERT, ...) from a HyperPyYAML config.")
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cuda or cpu")
+    args, config = parse_arguments(parser, argv)
+    device_type = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    if device_type == "cpu":
+        torch.set_num_threads(config.get("cpu_threads", torch.get_num_threads()))
+    rank, world, device = distributed.init(device_type)
+    try:
+        trainer = build_trainer(config, rank, world, device)
+        last = trainer.fit()
+    finally:
+        distributed.cleanup()
+    if rank == 0 and last:
+        print("final: " + " | ".join(f"{k} {v:.4g}" for k, v in last.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

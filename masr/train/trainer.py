@@ -1,0 +1,265 @@
+"""The training loop shared by every task (pretraining now; LangID, ASR and probes later).
+
+Why a small loop of our own rather than SpeechBrain's ``Brain``: exact resume needs the
+sampler's position *within* an epoch, per-rank RNG states and step-based (not epoch-based)
+checkpoints; DDP must see the global step count to stop all ranks together; and gradient
+accumulation must skip DDP's all-reduce on intermediate micro-batches. ``Brain`` checkpoints at
+epoch or time intervals and owns its own data loading, so these would be overrides of most of
+it. The loop below is ~200 lines a reader can follow top to bottom.
+
+One optimizer step = ``grad_accum`` micro-batches. Per step: forward under bf16 autocast on GPU
+(fp32 on CPU), backward (DDP gradient sync only on the last micro-batch), gradient clipping,
+``optimizer.step()``, ``scheduler.step()``. Every ``log_every`` steps a line goes to
+``<exp>/train_log.txt``, scalars to TensorBoard (``<exp>/tensorboard``) and the progress bar;
+every ``checkpoint_every`` steps (and at the end) a checkpoint (see ``masr.train.checkpoint``).
+A run started again in the same ``exp_dir`` resumes from its newest checkpoint and continues
+exactly as if it had never stopped.
+"""
+
+import contextlib
+import os
+import sys
+import time
+
+import torch
+from torch.utils.data import DataLoader
+
+from masr.train import distributed
+from masr.train.checkpoint import (
+    list_checkpoints,
+    load_checkpoint,
+    load_model_weights,
+    save_checkpoint,
+    set_rng_state,
+)
+
+#: Seconds of audio per feature frame (10 ms hop), for the audio-seconds-per-second figure.
+FRAME_SECONDS = 0.01
+
+
+class Trainer:
+    """Train ``model`` for ``max_steps`` optimizer steps.
+
+    Arguments
+    ---------
+    model : torch.nn.Module
+    optimizer : torch.optim.Optimizer
+    scheduler : torch.optim.lr_scheduler.LRScheduler
+        Stepped once per optimizer step.
+    dataset : torch.utils.data.Dataset
+    sampler : masr.data.sampler.DynamicBucketBatchSampler
+        Batch sampler with ``set_epoch`` and ``state_dict``/``load_state_dict``.
+    collate_fn : callable
+        Batch items -> dict with at least ``feats`` and ``lengths``.
+    step_fn : callable
+        ``step_fn(model, batch) -> (loss, metrics)``: the task's objective on one batch;
+        metrics is a dict of scalar tensors.
+    exp_dir : str
+        Where logs, TensorBoard scalars and checkpoints go.
+    max_steps : int
+    grad_accum : int
+        Micro-batches per optimizer step.
+    clip_grad_norm : float or None
+    checkpoint_every, keep_checkpoints, log_every : int
+    precision : str
+        ``"auto"`` (bf16 autocast on a CUDA GPU that supports it, else fp32), ``"bf16"``, ``"fp32"``.
+    device : torch.device
+    rank, world_size : int
+        From :func:`masr.train.distributed.init`.
+    num_workers : int
+        DataLoader workers (loading only; the sampler runs in this process).
+    valid_fn : callable or None
+        ``valid_fn(model) -> dict of floats``, run on rank 0 every ``valid_every`` steps with
+        the model in eval mode and the RNG state preserved.
+    valid_every : int
+    init_from : str or None
+        A checkpoint of another run to take the weights from when this run has none of its own.
+    progress : bool
+        Show a progress bar (rank 0).
+    """
+
+    def __init__(self, model, optimizer, scheduler, dataset, sampler, collate_fn, step_fn, exp_dir, max_steps,
+                 grad_accum=1, clip_grad_norm=5.0, checkpoint_every=500, keep_checkpoints=3, log_every=10,
+                 precision="auto", device=None, rank=0, world_size=1, num_workers=0, valid_fn=None,
+                 valid_every=0, init_from=None, progress=True):
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.dataset, self.sampler, self.collate_fn, self.step_fn = dataset, sampler, collate_fn, step_fn
+        self.exp_dir, self.max_steps, self.grad_accum = exp_dir, max_steps, grad_accum
+        self.clip_grad_norm, self.checkpoint_every, self.keep = clip_grad_norm, checkpoint_every, keep_checkpoints
+        self.log_every, self.valid_fn, self.valid_every = log_every, valid_fn, valid_every
+        self.device = device or torch.device("cpu")
+        self.rank, self.world_size, self.num_workers = rank, world_size, num_workers
+        self.init_from, self.progress = init_from, progress and rank == 0
+        self.autocast_dtype = self._resolve_precision(precision)
+        self.step, self.epoch, self.batches_in_epoch = 0, 0, 0
+        self.ckpt_dir = os.path.join(exp_dir, "checkpoints")
+        self._writer = None
+
+    def _resolve_precision(self, precision):
+        if precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"precision must be auto, bf16 or fp32, got '{precision}'")
+        on_gpu = self.device.type == "cuda"
+        if precision == "auto":
+            precision = "bf16" if on_gpu and torch.cuda.is_bf16_supported() else "fp32"
+        if precision == "bf16" and not on_gpu:
+            raise ValueError("bf16 autocast is for CUDA devices; use precision fp32 on CPU")
+        return torch.bfloat16 if precision == "bf16" else None
+
+    # ---- state -----------------------------------------------------------------------------
+    def state_dict(self):
+        return {
+            "model": self._unwrapped().state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "trainer": {"step": self.step, "epoch": self.epoch, "batches_in_epoch": self.batches_in_epoch},
+        }
+
+    def _unwrapped(self):
+        return self.model.module if hasattr(self.model, "module") else self.model
+
+    def _resume_or_init(self):
+        found = list_checkpoints(self.ckpt_dir)
+        if found:
+            step, path = found[-1]
+            state, rng = load_checkpoint(path, self.rank, map_location=self.device)
+            self._unwrapped().load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            pos = state["trainer"]
+            self.step, self.epoch, self.batches_in_epoch = pos["step"], pos["epoch"], pos["batches_in_epoch"]
+            if rng is not None:
+                set_rng_state(rng)
+            self._log_line(f"resumed from {path} (step {self.step}, epoch {self.epoch}, "
+                           f"batch {self.batches_in_epoch} of the epoch)")
+        elif self.init_from:
+            missing, unexpected = load_model_weights(self._unwrapped(), self.init_from)
+            self._log_line(f"initialised from {self.init_from}; not in it (newly initialised): "
+                           f"{missing or 'none'}; ignored from it: {unexpected or 'none'}")
+
+    # ---- logging ---------------------------------------------------------------------------
+    def _log_line(self, text):
+        if self.rank != 0:
+            return
+        os.makedirs(self.exp_dir, exist_ok=True)
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}"
+        with open(os.path.join(self.exp_dir, "train_log.txt"), "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+        if not self.progress:
+            print(line, flush=True)
+
+    def _scalars(self, prefix, values):
+        if self.rank != 0:
+            return
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(os.path.join(self.exp_dir, "tensorboard"))
+        for key, value in values.items():
+            self._writer.add_scalar(f"{prefix}/{key}", value, self.step)
+
+    # ---- the loop --------------------------------------------------------------------------
+    def _batches(self):
+        """Batches from the saved position on, epoch after epoch; updates the position."""
+        first = True
+        while True:
+            if first:
+                self.sampler.load_state_dict({"epoch": self.epoch, "batches_done": self.batches_in_epoch})
+                first = False
+            else:
+                self.sampler.set_epoch(self.epoch)
+            loader = DataLoader(self.dataset, batch_sampler=self.sampler, collate_fn=self.collate_fn,
+                                num_workers=self.num_workers, pin_memory=self.device.type == "cuda")
+            for batch in loader:
+                self.batches_in_epoch += 1
+                yield batch
+            self.epoch += 1
+            self.batches_in_epoch = 0
+
+    def _to_device(self, batch):
+        return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+    def fit(self):
+        """Run (or resume) training to ``max_steps``; returns the last logged metrics."""
+        self.model.to(self.device)
+        self._resume_or_init()
+        if self.world_size > 1 and not hasattr(self.model, "module"):
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        if self.step >= self.max_steps:
+            self._log_line(f"already at step {self.step} >= max_steps {self.max_steps}; nothing to do")
+            return {}
+        self.model.train()
+        self._log_line(f"training from step {self.step} to {self.max_steps}; {self.world_size} process(es); "
+                       f"device {self.device}; precision {'bf16' if self.autocast_dtype else 'fp32'}; "
+                       f"{sum(p.numel() for p in self._unwrapped().parameters() if p.requires_grad):,} trainable parameters")
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.max_steps, initial=self.step, unit="step", dynamic_ncols=True,
+                       mininterval=1.0 if sys.stderr.isatty() else 30.0)
+        sums, count, frames, t0, last = {}, 0, 0, time.time(), {}
+        batches = self._batches()
+        while self.step < self.max_steps:
+            self.optimizer.zero_grad(set_to_none=True)
+            for micro in range(self.grad_accum):
+                batch = self._to_device(next(batches))
+                last_micro = micro == self.grad_accum - 1
+                sync = contextlib.nullcontext() if last_micro or self.world_size == 1 else self.model.no_sync()
+                autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype)
+                            if self.autocast_dtype else contextlib.nullcontext())
+                with sync:
+                    with autocast:
+                        loss, metrics = self.step_fn(self.model, batch)
+                    (loss / self.grad_accum).backward()
+                for key, value in {"loss": loss, **metrics}.items():
+                    sums[key] = sums.get(key, 0.0) + float(value.detach() if torch.is_tensor(value) else value)
+                count += 1
+                frames += int(batch["lengths"].sum())
+            grad_norm = None
+            if self.clip_grad_norm:
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step += 1
+            if bar is not None:
+                bar.update(1)
+            if self.step % self.log_every == 0 or self.step == self.max_steps:
+                elapsed = time.time() - t0
+                means = distributed.all_reduce_mean({k: v / count for k, v in sums.items()})
+                total_frames = distributed.all_reduce_mean({"f": frames})["f"] * self.world_size
+                speed = {"frames_per_second": total_frames / elapsed,
+                         "audio_seconds_per_second": total_frames * FRAME_SECONDS / elapsed, "lr": lr}
+                if grad_norm is not None:
+                    speed["grad_norm"] = float(grad_norm)
+                last = {**means, **speed}
+                self._scalars("train", last)
+                self._log_line(f"step {self.step} | epoch {self.epoch} | "
+                               + " | ".join(f"{k} {v:.4g}" for k, v in last.items()))
+                if bar is not None:
+                    bar.set_postfix(loss=f"{means['loss']:.3f}", fps=f"{speed['frames_per_second']:.0f}")
+                sums, count, frames, t0 = {}, 0, 0, time.time()
+            if self.valid_fn is not None and self.valid_every and self.step % self.valid_every == 0:
+                self._validate()
+            if self.step % self.checkpoint_every == 0 or self.step == self.max_steps:
+                path = save_checkpoint(self.ckpt_dir, self.step, self.state_dict() if self.rank == 0 else None,
+                                       rank=self.rank, keep=self.keep)
+                self._log_line(f"saved {path}")
+        if bar is not None:
+            bar.close()
+        if self._writer is not None:
+            self._writer.close()
+        return last
+
+    def _validate(self):
+        if self.rank == 0:
+            model = self._unwrapped()
+            model.eval()
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                with torch.no_grad():
+                    values = self.valid_fn(model)
+            model.train()
+            self._scalars("valid", values)
+            self._log_line(f"step {self.step} | valid | " + " | ".join(f"{k} {v:.4g}" for k, v in values.items()))
+        distributed.barrier()

@@ -1,0 +1,29 @@
+"""Tiny dump dirs (features + metadata) for training tests, generated on the fly."""
+
+import os
+
+import kaldiio
+import numpy as np
+
+from masr.data.datadir import write_kaldi_map
+from masr.features.cmvn import CMVNStats
+
+
+def make_dump_dir(path, num_utts=24, dim=20, min_frames=40, max_frames=120, seed=0, langs=("hrv", "srp", "swe")):
+    """Random 'filterbanks' with some temporal structure; returns the path."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(path, exist_ok=True)
+    feats, stats = {}, CMVNStats(dim)
+    for i in range(num_utts):
+        frames = int(rng.integers(min_frames, max_frames + 1))
+        base = rng.normal(size=(1, dim)) + np.cumsum(rng.normal(scale=0.3, size=(frames, dim)), axis=0)
+        feats[f"spk{i % 4}_{i:04d}"] = base.astype(np.float32)
+    with kaldiio.WriteHelper(f"ark,scp:{path}/feats.ark,{path}/feats.scp") as writer:
+        for utt in sorted(feats):
+            writer(utt, feats[utt])
+            stats.add(feats[utt])
+    stats.save(os.path.join(path, "cmvn.ark"))
+    write_kaldi_map(os.path.join(path, "utt2num_frames"), {u: f.shape[0] for u, f in feats.items()})
+    write_kaldi_map(os.path.join(path, "utt2spk"), {u: u.split("_")[0] for u in feats})
+    write_kaldi_map(os.path.join(path, "utt2lang"), {u: langs[i % len(langs)] for i, u in enumerate(sorted(feats))})
+    return path
