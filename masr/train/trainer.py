@@ -167,8 +167,11 @@ class Trainer:
                 first = False
             else:
                 self.sampler.set_epoch(self.epoch)
+            # The DataLoader draws its workers' base seed when an iterator starts; a generator of
+            # its own keeps that draw off the global RNG, which a resumed run restores exactly.
             loader = DataLoader(self.dataset, batch_sampler=self.sampler, collate_fn=self.collate_fn,
-                                num_workers=self.num_workers, pin_memory=self.device.type == "cuda")
+                                num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
+                                generator=torch.Generator().manual_seed(self.epoch))
             for batch in loader:
                 self.batches_in_epoch += 1
                 yield batch
