@@ -21,14 +21,20 @@ local_data=local/prepare_data.sh   # the corpus's data preparation script (stage
 local_data_opts=        # extra options for it, e.g. "--corpus-config conf/corpus.yaml"
 fbank_config=conf/fbank.yaml       # stage 2 config
 validate_opts=          # e.g. "--no-audio" for huge corpora
+pretrain_configs=conf/pretrain_bestrq.yaml   # stage 3: one SSL run per config (exp/<config name>)
+pretrain_set=pretrain   # dump dir the SSL models train on
+valid_set=dev           # dump dir for the validation loss
+pretrain_opts=          # extra overrides for every pretraining run, e.g. "--max_steps 50"
+launcher=python         # or "torchrun --nproc_per_node=4" for DDP
 
 print_help() { echo "Usage: $0 [options]
 
 Stages:
   1  data       corpus preparation ($local_data), data-dir validation, <exp>/data_stats.tsv
   2  features   80-dim log-mel filterbanks -> <dump>/<split>/feats.scp, utt2num_frames, cmvn.ark
-  (stages 3-8 of the design: SSL pretraining, MASR/LASR pretraining, LangID, ASR, probes,
-   report; not implemented yet)
+  3  pretrain   SSL pretraining (BEST-RQ) of each of --pretrain-configs -> <exp>/<config name>/
+  (stages 4-8 of the design: MASR/LASR pretraining, LangID, ASR, probes, report: not
+   implemented yet)
 
 Options:
   --stage N             first stage to run (default: $stage)
@@ -40,7 +46,11 @@ Options:
   --splits \"A B ...\"    data dirs stage 1 produces (default: $splits)
   --local-data-opts S   extra options for $local_data (default: '$local_data_opts')
   --fbank-config FILE   filterbank config for stage 2 (default: $fbank_config)
-  --validate-opts S     options for tools/validate_data_dir.sh (default: '$validate_opts')"
+  --validate-opts S     options for tools/validate_data_dir.sh (default: '$validate_opts')
+  --pretrain-configs \"A.yaml B.yaml\"  stage 3 configs (default: $pretrain_configs)
+  --pretrain-set S --valid-set S      dump dirs to train / validate on (default: $pretrain_set $valid_set)
+  --pretrain-opts S     overrides for every run, e.g. \"--max_steps 50\" (default: '$pretrain_opts')
+  --launcher CMD        python, or e.g. \"torchrun --nproc_per_node=2\" (default: $launcher)"
 }
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -114,6 +124,17 @@ stage_features() {
   done
 }
 
+stage_pretrain() {
+  local conf tag
+  for conf in $pretrain_configs; do
+    tag="$(basename "$conf" .yaml)"
+    # shellcheck disable=SC2086
+    $launcher -m masr.train.pretrain "$conf" --train_dir "$dump/$pretrain_set" \
+      --valid_dir "$dump/$valid_set" --exp_dir "$exp/$tag" --progress false $pretrain_opts
+  done
+}
+
 run_stage 1 data "$(signature "$local_data" "$local_data_opts" "$splits" "$data")" stage_data
 run_stage 2 features "$(signature "$fbank_config" "$splits" "$data" "$dump" "$exp/stamps/stage1.data.done")" stage_features
+run_stage 3 pretrain "$(signature $pretrain_configs "$pretrain_opts" "$pretrain_set" "$valid_set" "$launcher" "$exp/stamps/stage2.features.done")" stage_pretrain
 log "finished stages $stage..$stop_stage"

@@ -394,3 +394,21 @@ def test_failing_preparation_is_not_masked_by_existing_data(mini, tmp_path):
     assert r.returncode != 0, output(r)
     assert "FAILED" in r.stderr
     assert not (tmp_path / "exp" / "stamps" / "stage1.data.done").exists()
+
+
+def test_stage3_pretrains_each_config_and_skips_when_done(mini, tmp_path):
+    exp = tmp_path / "exp3"
+    opts = ("--max_steps 3 --log_every 1 --checkpoint_every 3 --valid_every 3 --max_batch_frames 3000 "
+            "--model.d_model 32 --model.num_layers 1 --model.nhead 2 --model.d_ffn 64")
+    args = ["--stage", "3", "--stop-stage", "3", "--data", mini.data, "--dump", mini.dump, "--exp", exp,
+            "--pretrain-opts", opts]
+    r = run_mini(args, timeout=300)
+    assert r.returncode == 0, output(r)
+    assert "stage 3 (pretrain): done" in r.stdout
+    run_dir = exp / "pretrain_bestrq"
+    log = (run_dir / "train_log.txt").read_text()
+    assert "training from step 0 to 3" in log and "step 3 | epoch" in log and "step 3 | valid | loss" in log
+    assert (run_dir / "checkpoints" / "step-00000003" / "state.pt").is_file()
+    assert any(p.name.startswith("events.out.tfevents") for p in (run_dir / "tensorboard").iterdir())
+    again = run_mini(args)
+    assert "stage 3 (pretrain): already done, skipping" in again.stdout

@@ -5,16 +5,16 @@ the epoch, so every DDP rank computes the same list without communicating):
 
 1. Utterances are split into ``num_buckets`` buckets at the quantiles of the length
    distribution (equal-count buckets; equal lengths always share a bucket).
-2. Within a bucket they are sorted by length (ties in a random order, seeded by
-   ``seed + epoch``) and batches are filled greedily: an utterance joins the current batch while
+2. Within a bucket they are shuffled (seeded by ``seed + epoch``; no shuffle: kept in order),
+   sorted by length within windows of ``SORT_WINDOW`` utterances, and batches are filled greedily: an utterance joins the current batch while
    ``batch_size * max_length <= max_batch_frames`` (and ``batch_size <= max_batch_size``).
    This padded size, not the sum of lengths, is what the budget bounds, so it is what the
    accelerator really allocates. An utterance longer than ``max_batch_frames`` on its own forms
    a batch of one (with a warning when the sampler is built).
 3. The order of the batches is shuffled with ``random.Random(seed + epoch)``.
 
-Because batches are sorted within buckets, their *composition* barely changes from epoch to
-epoch (only ties move); their order does. The global RNG is never used.
+Batch *composition* changes from epoch to epoch, not only batch order: batch-hard triplet
+mining (MASR) would otherwise meet the same negatives every epoch. The global RNG is never used.
 
 DDP: with ``world_size`` W, rank r takes batches r, r + W, r + 2W, ... of the epoch's list.
 So that every rank runs the same number of steps (a rank with one more step would wait forever
@@ -36,6 +36,9 @@ import random
 import warnings
 
 import torch
+
+#: Utterances sorted together inside a bucket (larger: less padding, less varied batches).
+SORT_WINDOW = 200
 
 
 class DynamicBucketBatchSampler(torch.utils.data.Sampler):
@@ -150,8 +153,14 @@ class DynamicBucketBatchSampler(torch.utils.data.Sampler):
         for bucket in sorted(buckets):
             indices = buckets[bucket]
             if self.shuffle:
-                rng.shuffle(indices)  # random order of ties; the sort below is stable
-            indices.sort(key=self.lengths.__getitem__)
+                # New batch compositions every epoch (batch-hard triplet mining needs varied
+                # batches): shuffle the bucket, then sort only within windows of SORT_WINDOW
+                # utterances, which keeps padding low without fixing who shares a batch.
+                rng.shuffle(indices)
+                indices = [i for start in range(0, len(indices), SORT_WINDOW)
+                           for i in sorted(indices[start:start + SORT_WINDOW], key=self.lengths.__getitem__)]
+            else:
+                indices.sort(key=self.lengths.__getitem__)
             batch, longest = [], 0
             for index in indices:
                 length = self.lengths[index]

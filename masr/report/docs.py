@@ -81,6 +81,31 @@ def language_table(rows):
     return "\n".join(lines)
 
 
+def learning_curve(train_log):
+    """Markdown: the validation lines of a ``train_log.txt`` (step, loss, accuracy, majority).
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "train_log.txt")
+    >>> _ = open(p, "w").write("2026-01-01 00:00:00 step 100 | valid | loss 3.2 | accuracy 0.2 | majority_baseline 0.1\\n")
+    >>> print(learning_curve(p))
+    | step | valid loss | valid accuracy | majority-class accuracy |
+    |---:|---:|---:|---:|
+    | 100 | 3.200 | 0.200 | 0.100 |
+    """
+    lines = ["| step | valid loss | valid accuracy | majority-class accuracy |", "|---:|---:|---:|---:|"]
+    with open(train_log, encoding="utf-8") as f:
+        for line in f:
+            if "| valid |" not in line:
+                continue
+            fields = dict(part.strip().rsplit(" ", 1) for part in line.split("|")[2:] if part.strip())
+            step = line.split("|")[0].split("step")[-1].strip()
+            lines.append(f"| {step} | {float(fields['loss']):.3f} | {float(fields['accuracy']):.3f} | "
+                         f"{float(fields['majority_baseline']):.3f} |")
+    return "\n".join(lines)
+
+
 def fill(path, blocks):
     """Rewrite ``path`` with each ``name -> content`` block replaced (atomically)."""
     with open(path, encoding="utf-8") as f:
@@ -95,14 +120,19 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Fill README tables from recipe and benchmark outputs.")
     parser.add_argument("--data-stats", default=os.path.join(ROOT, "egs/mini/exp/data_stats.tsv"))
     parser.add_argument("--benchmark", default=os.path.join(ROOT, "benchmarks/results/data_pipeline.md"))
+    parser.add_argument("--train-log", default=os.path.join(ROOT, "egs/mini/exp/pretrain_bestrq/train_log.txt"))
+    parser.add_argument("--pretrain-benchmark", default=os.path.join(ROOT, "benchmarks/results/pretrain_step.md"))
     args = parser.parse_args(argv)
     rows = read_data_stats(args.data_stats)
     with open(args.benchmark, encoding="utf-8") as f:
         bench = f.read()
-    fill(os.path.join(ROOT, "README.md"), {"data_stats": split_table(rows), "data_pipeline": bench})
+    with open(args.pretrain_benchmark, encoding="utf-8") as f:
+        pretrain_bench = f.read()
+    fill(os.path.join(ROOT, "README.md"), {"data_stats": split_table(rows), "data_pipeline": bench,
+                                           "pretrain_curve": learning_curve(args.train_log)})
     fill(os.path.join(ROOT, "egs/mini/README.md"), {"data_stats": split_table(rows),
                                                     "languages": language_table(rows)})
-    fill(os.path.join(ROOT, "benchmarks/README.md"), {"data_pipeline": bench})
+    fill(os.path.join(ROOT, "benchmarks/README.md"), {"data_pipeline": bench, "pretrain_step": pretrain_bench})
     print("filled README.md, egs/mini/README.md, benchmarks/README.md")
     return 0
 
