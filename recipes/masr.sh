@@ -26,6 +26,9 @@ pretrain_set=pretrain   # dump dir the SSL models train on
 valid_set=dev           # dump dir for the validation loss
 pretrain_opts=          # extra overrides for every pretraining run, e.g. "--max_steps 50"
 launcher=python         # or "torchrun --nproc_per_node=4" for DDP
+masr_configs="conf/continue_bestrq.yaml conf/continue_lasr.yaml conf/continue_masr.yaml conf/continue_geomasr.yaml conf/continue_textmasr.yaml"
+baseline=pretrain_bestrq   # stage 4 continues from <exp>/<baseline>'s newest checkpoint
+masr_opts=              # extra overrides for every stage-4 run
 
 print_help() { echo "Usage: $0 [options]
 
@@ -33,8 +36,9 @@ Stages:
   1  data       corpus preparation ($local_data), data-dir validation, <exp>/data_stats.tsv
   2  features   80-dim log-mel filterbanks -> <dump>/<split>/feats.scp, utt2num_frames, cmvn.ark
   3  pretrain   SSL pretraining (BEST-RQ) of each of --pretrain-configs -> <exp>/<config name>/
-  (stages 4-8 of the design: MASR/LASR pretraining, LangID, ASR, probes, report: not
-   implemented yet)
+  4  masr       continued pretraining from <exp>/<baseline>: BEST-RQ, +LASR, +MASR, +GeoMASR,
+                +TextMASR (--masr-configs) -> <exp>/<config name>/
+  (stages 5-8 of the design: LangID, ASR, probes, report: not implemented yet)
 
 Options:
   --stage N             first stage to run (default: $stage)
@@ -50,7 +54,10 @@ Options:
   --pretrain-configs \"A.yaml B.yaml\"  stage 3 configs (default: $pretrain_configs)
   --pretrain-set S --valid-set S      dump dirs to train / validate on (default: $pretrain_set $valid_set)
   --pretrain-opts S     overrides for every run, e.g. \"--max_steps 50\" (default: '$pretrain_opts')
-  --launcher CMD        python, or e.g. \"torchrun --nproc_per_node=2\" (default: $launcher)"
+  --launcher CMD        python, or e.g. \"torchrun --nproc_per_node=2\" (default: $launcher)
+  --masr-configs \"A.yaml ...\"  stage 4 configs (default: $masr_configs)
+  --baseline NAME       stage 4 starts from <exp>/NAME (default: $baseline)
+  --masr-opts S         overrides for every stage-4 run (default: '$masr_opts')"
 }
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -134,7 +141,25 @@ stage_pretrain() {
   done
 }
 
+stage_masr() {
+  local conf tag ckpt
+  ckpt="$(find "$exp/$baseline/checkpoints" -maxdepth 1 -name 'step-*' ! -name '*.tmp' 2>/dev/null | sort | tail -n 1)"
+  if [ -z "$ckpt" ]; then
+    echo "stage 4: no checkpoint in $exp/$baseline/checkpoints; run stage 3 first" >&2
+    return 1
+  fi
+  echo "stage 4: continuing from $ckpt"
+  for conf in $masr_configs; do
+    tag="$(basename "$conf" .yaml)"
+    # shellcheck disable=SC2086
+    $launcher -m masr.train.pretrain "$conf" --train_dir "$dump/$pretrain_set" \
+      --valid_dir "$dump/$valid_set" --exp_dir "$exp/$tag" --baseline_dir "$exp/$baseline" \
+      --init_from "$ckpt" --progress false $masr_opts
+  done
+}
+
 run_stage 1 data "$(signature "$local_data" "$local_data_opts" "$splits" "$data")" stage_data
 run_stage 2 features "$(signature "$fbank_config" "$splits" "$data" "$dump" "$exp/stamps/stage1.data.done")" stage_features
 run_stage 3 pretrain "$(signature $pretrain_configs "$pretrain_opts" "$pretrain_set" "$valid_set" "$launcher" "$exp/stamps/stage2.features.done")" stage_pretrain
+run_stage 4 masr "$(signature $masr_configs "$masr_opts" "$baseline" "$pretrain_set" "$valid_set" "$launcher" "$exp/stamps/stage3.pretrain.done")" stage_masr
 log "finished stages $stage..$stop_stage"

@@ -89,5 +89,9 @@ def load_model_weights(model, path, strict=False):
     file = os.path.join(path, "state.pt") if os.path.isdir(path) else path
     state = torch.load(file, map_location="cpu", weights_only=False)
     weights = state.get("model", state)
+    own = model.state_dict()
+    if not set(weights) & set(own) and hasattr(model, "ssl"):
+        # an SSL checkpoint into a model that wraps the SSL model (masr.model.MASR)
+        weights = {f"ssl.{k}": v for k, v in weights.items()}
     result = model.load_state_dict(weights, strict=strict)
     return list(result.missing_keys), list(result.unexpected_keys)

@@ -13,6 +13,7 @@ checkpoint (the paper continues MASR from a BEST-RQ checkpoint). Running the sam
 resumes from the newest checkpoint in ``exp_dir``.
 """
 
+import os
 import random
 import sys
 
@@ -25,11 +26,22 @@ from masr.train import distributed
 from masr.train.schedule import WarmupDecay
 from masr.train.trainer import Trainer
 from masr.utils.config import make_parser, parse_arguments
+from masr.utils.fileio import atomic_open
+
+
+def metadata_streams(model):
+    """Streams a model needs from the data (``masr.model.MASR``); none for a plain SSL model."""
+    model = model.module if hasattr(model, "module") else model
+    return list(getattr(model, "metadata_streams", []))
 
 
 def ssl_step(model, batch):
-    """The pretraining objective on one batch: the SSL model's own loss."""
-    out = model(batch["feats"], batch["lengths"])
+    """The pretraining objective on one batch: the model's loss (SSL, plus MASR's streams)."""
+    streams = metadata_streams(model)
+    if streams:
+        out = model(batch["feats"], batch["lengths"], metadata={s: batch[s] for s in streams})
+    else:
+        out = model(batch["feats"], batch["lengths"])
     return out.loss, out.metrics
 
 
@@ -43,7 +55,8 @@ def make_valid_fn(config, device):
     """Mean SSL loss and metrics over the validation set (masks drawn from a fixed seed)."""
     if not config.get("valid_dir"):
         return None
-    dataset = FeatsDataset(config["valid_dir"], max_frames=config.get("max_frames"))
+    dataset = FeatsDataset(config["valid_dir"], streams=metadata_streams(config["model"]),
+                           max_frames=config.get("max_frames"))
     sampler = DynamicBucketBatchSampler(dataset.num_frames, config["max_batch_frames"], shuffle=False)
     limit = config.get("valid_batches", 20)
 
@@ -54,8 +67,9 @@ def make_valid_fn(config, device):
         for i, batch in enumerate(loader):
             if i == limit:
                 break
-            out = model(batch["feats"].to(device), batch["lengths"].to(device))
-            for key, value in {"loss": out.loss, **out.metrics}.items():
+            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            loss, metrics = ssl_step(model, batch)
+            for key, value in {"loss": loss, **metrics}.items():
                 sums[key] = sums.get(key, 0.0) + float(value)
             count += 1
         return {k: v / max(count, 1) for k, v in sums.items()}
@@ -68,7 +82,7 @@ def build_trainer(config, rank=0, world_size=1, device=None):
     device = device or torch.device("cpu")
     seed_everything(config["seed"] + rank)
     model = config["model"]
-    dataset = FeatsDataset(config["train_dir"], max_frames=config.get("max_frames"))
+    dataset = FeatsDataset(config["train_dir"], streams=metadata_streams(model), max_frames=config.get("max_frames"))
     sampler = DynamicBucketBatchSampler(
         dataset.num_frames, config["max_batch_frames"], num_buckets=config.get("num_buckets", 10),
         seed=config["seed"], rank=rank, world_size=world_size, drop_last=False,
@@ -89,6 +103,35 @@ def build_trainer(config, rank=0, world_size=1, device=None):
     )
 
 
+def save_run_config(config_file, argv, exp_dir):
+    """Keep the config and the command-line overrides with the run (``<exp>/config.yaml``,
+    ``<exp>/overrides.yaml``), so the run can be rebuilt (``masr.model.ssl_from_run``)."""
+    import shutil
+
+    import yaml
+
+    from masr.utils.config import overrides_from_args
+
+    declared = {"--device"}
+    rest, skip = [], False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if arg == os.fspath(config_file):
+            continue
+        if arg.split("=", 1)[0] in declared:
+            skip = "=" not in arg
+            continue
+        rest.append(arg)
+    os.makedirs(exp_dir, exist_ok=True)
+    saved = os.path.join(exp_dir, "config.yaml")
+    if os.path.abspath(config_file) != os.path.abspath(saved):
+        shutil.copyfile(config_file, saved)
+    with atomic_open(os.path.join(exp_dir, "overrides.yaml")) as f:
+        yaml.safe_dump(overrides_from_args(rest), f, sort_keys=True, allow_unicode=True)
+
+
 def main(argv=None):
     parser = make_parser("Self-supervised pretraining (BEST-RQ, w2v-BERT, ...) from a HyperPyYAML config.")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cuda or cpu")
@@ -97,6 +140,8 @@ def main(argv=None):
     if device_type == "cpu":
         torch.set_num_threads(config.get("cpu_threads", torch.get_num_threads()))
     rank, world, device = distributed.init(device_type)
+    if rank == 0:
+        save_run_config(args.config, argv if argv is not None else sys.argv[1:], config["exp_dir"])
     try:
         trainer = build_trainer(config, rank, world, device)
         last = trainer.fit()

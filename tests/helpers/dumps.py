@@ -26,4 +26,9 @@ def make_dump_dir(path, num_utts=24, dim=20, min_frames=40, max_frames=120, seed
     write_kaldi_map(os.path.join(path, "utt2num_frames"), {u: f.shape[0] for u, f in feats.items()})
     write_kaldi_map(os.path.join(path, "utt2spk"), {u: u.split("_")[0] for u in feats})
     write_kaldi_map(os.path.join(path, "utt2lang"), {u: langs[i % len(langs)] for i, u in enumerate(sorted(feats))})
+    homes = {f"spk{k}": f"{44 + k:.1f} {15 + 2 * k:.1f}" for k in range(4)}
+    write_kaldi_map(os.path.join(path, "utt2geo"), {u: homes[u.split("_")[0]] for u in feats})
+    words = ["dobar", "dan", "hvala", "lijepo", "god", "dag"]
+    write_kaldi_map(os.path.join(path, "text"), {u: " ".join(words[(i + j) % 6] for j in range(3))
+                                                 for i, u in enumerate(sorted(feats))})
     return path

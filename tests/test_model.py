@@ -1,0 +1,106 @@
+"""masr.model: MASR = SSL loss + lambda-weighted metadata-stream triplet losses."""
+
+import os
+
+import pytest
+import torch
+
+from masr.data.dataset import FeatsDataset, collate_feats
+from masr.losses import hard_triplet_loss
+from masr.model import MASR, ssl_from_run
+from masr.ssl.bestrq import BestRQ
+from masr.train.checkpoint import load_model_weights
+from masr.train.pretrain import build_trainer, seed_everything
+from tests.helpers.dumps import make_dump_dir
+
+LASR = {"name": "lang", "encoder": {"kind": "onehot"}, "proj_dim": None, "weight": 2.0, "margin": 0.3}
+MASR_LANG = {"name": "lang", "encoder": {"kind": "lang2vec", "feature": "syntactic"}, "proj_dim": 16,
+             "alpha": 0.5, "weight": 3.0, "margin": 0.2}
+GEO = {"name": "geo", "encoder": {"kind": "geo"}, "proj_dim": 8, "weight": 1.0, "margin": 0.2}
+TEXT = {"name": "text", "encoder": {"kind": "text", "dim": 16}, "proj_dim": 8, "weight": 1.0, "margin": 0.2}
+
+
+@pytest.fixture(scope="module")
+def dump(tmp_path_factory):
+    return make_dump_dir(str(tmp_path_factory.mktemp("dump")), num_utts=16)
+
+
+def tiny_ssl(dump):
+    seed_everything(0)
+    return BestRQ(input_dim=20, d_model=32, num_layers=1, nhead=2, d_ffn=64, kernel_size=3, codebook_size=16,
+                  dropout=0.0, cmvn=os.path.join(dump, "cmvn.ark"))
+
+
+def batch_of(dump, streams):
+    ds = FeatsDataset(dump, streams=streams)
+    return collate_feats([ds[i] for i in range(len(ds))])
+
+
+@pytest.mark.parametrize("streams", [[LASR], [MASR_LANG], [MASR_LANG, GEO], [MASR_LANG, TEXT]])
+def test_total_loss_is_ssl_plus_weighted_stream_losses(dump, streams):
+    model = MASR(tiny_ssl(dump), streams, train_dir=dump).eval()
+    batch = batch_of(dump, model.metadata_streams)
+    meta = {s: batch[s] for s in model.metadata_streams}
+    torch.manual_seed(1)
+    out = model(batch["feats"], batch["lengths"], metadata=meta)
+    torch.manual_seed(1)
+    ssl_out = model.ssl(batch["feats"], batch["lengths"])
+    h = ssl_out.pooled()
+    expected = ssl_out.loss
+    for stream in model.streams:
+        values = batch[stream.name]
+        e = stream.encoder.encode(values) if stream.encoder.dim > 0 else None
+        loss = hard_triplet_loss(stream.projection(h), stream.encoder.labels(values), stream.margin, meta=e,
+                                 alpha=stream.alpha, reduction=stream.reduction)
+        expected = expected + stream.weight * loss
+        assert torch.allclose(out.metrics[f"{stream.name}_triplet"], loss.detach(), atol=1e-6)
+        assert 0.0 <= float(out.metrics[f"{stream.name}_active"]) <= 1.0
+    assert torch.allclose(out.loss, expected, atol=1e-5)
+    assert "accuracy" in out.metrics and "ssl_loss" in out.metrics
+
+
+def test_lasr_has_no_projection_and_masr_reports_negatives_differing_from_lasr(dump):
+    lasr = MASR(tiny_ssl(dump), [LASR], train_dir=dump)
+    assert not any("streams" in name for name, _ in lasr.named_parameters())
+    assert lasr.streams[0].encoder.dim == 0
+    masr = MASR(tiny_ssl(dump), [MASR_LANG], train_dir=dump)
+    batch = batch_of(dump, ["lang"])
+    out = masr(batch["feats"], batch["lengths"], metadata={"lang": batch["lang"]})
+    assert 0.0 <= float(out.metrics["lang_neg_differs_from_lasr"]) <= 1.0
+    out.loss.backward()
+    assert masr.streams[0].projection.weight.grad.abs().sum() > 0  # q = W h is trained
+    assert masr.ssl.head.weight.grad.abs().sum() > 0
+
+
+def test_label_ids_are_fixed_from_the_training_data(dump):
+    a = MASR(tiny_ssl(dump), [LASR], train_dir=dump)
+    b = MASR(tiny_ssl(dump), [LASR], train_dir=dump)
+    for values in (["swe", "hrv"], ["hrv", "srp", "swe"]):  # any encounter order
+        assert torch.equal(a.streams[0].encoder.labels(values), b.streams[0].encoder.labels(values))
+    assert a.streams[0].encoder.labels(["hrv", "srp", "swe"]).tolist() == [0, 1, 2]
+
+
+def test_continues_from_an_ssl_run(dump, tmp_path):
+    seed_everything(0)
+    config = dict(seed=0, model=tiny_ssl(dump), train_dir=dump, exp_dir=str(tmp_path / "base"), max_batch_frames=400,
+                  max_steps=2, lr=1e-3, warmup_steps=1, checkpoint_every=2, precision="fp32", progress=False)
+    build_trainer(config).fit()
+    ckpt = str(tmp_path / "base" / "checkpoints" / "step-00000002")
+    model = MASR(tiny_ssl(dump), [MASR_LANG], train_dir=dump)
+    missing, unexpected = load_model_weights(model, ckpt)
+    trained = torch.load(os.path.join(ckpt, "state.pt"), weights_only=False)["model"]
+    assert torch.equal(model.ssl.head.weight, trained["head.weight"])
+    assert missing == ["streams.0.projection.weight", "streams.0.projection.bias"] and unexpected == []
+
+
+def test_ssl_from_run_rebuilds_the_architecture(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(
+        "model: !new:masr.ssl.bestrq.BestRQ\n  input_dim: 20\n  d_model: 24\n  num_layers: 1\n  nhead: 2\n"
+        "  d_ffn: 48\n  kernel_size: 3\n  codebook_size: 8\ntrain_dir: !PLACEHOLDER\n")
+    (run / "overrides.yaml").write_text("train_dir: somewhere\n")
+    model = ssl_from_run(str(run))
+    assert isinstance(model, BestRQ) and model.d_model == 24
+    with pytest.raises(FileNotFoundError, match="masr.train.pretrain run"):
+        ssl_from_run(str(tmp_path / "nothing"))
