@@ -412,3 +412,17 @@ def test_stage3_pretrains_each_config_and_skips_when_done(mini, tmp_path):
     assert any(p.name.startswith("events.out.tfevents") for p in (run_dir / "tensorboard").iterdir())
     again = run_mini(args)
     assert "stage 3 (pretrain): already done, skipping" in again.stdout
+    # stage 4: the five continued-pretraining variants start from that run's checkpoint
+    args4 = ["--stage", "4", "--stop-stage", "4", "--data", mini.data, "--dump", mini.dump, "--exp", exp,
+             "--masr-opts", "--max_steps 2 --log_every 1 --valid_every 2 --checkpoint_every 2 --max_batch_frames 3000"]
+    r = run_mini(args4, timeout=600)
+    assert r.returncode == 0, output(r)
+    assert f"continuing from {run_dir / 'checkpoints' / 'step-00000003'}" in r.stdout
+    for variant, streams in [("continue_bestrq", []), ("continue_lasr", ["lang"]), ("continue_masr", ["lang"]),
+                             ("continue_geomasr", ["lang", "geo"]), ("continue_textmasr", ["lang", "text"])]:
+        log = (exp / variant / "train_log.txt").read_text()
+        assert "initialised from" in log and "step 2 | valid" in log, variant
+        for stream in streams:
+            assert f"{stream}_triplet" in log and f"{stream}_active" in log, (variant, stream)
+        if variant in ("continue_masr", "continue_geomasr", "continue_textmasr"):
+            assert "lang_neg_differs_from_lasr" in log

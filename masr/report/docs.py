@@ -20,6 +20,9 @@ from collections import defaultdict
 
 from masr.utils.fileio import atomic_open
 
+#: Stage 4's runs on the embedded corpus, in table order.
+VARIANTS = ("continue_bestrq", "continue_lasr", "continue_masr", "continue_geomasr", "continue_textmasr")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -106,6 +109,36 @@ def learning_curve(train_log):
     return "\n".join(lines)
 
 
+def _last_valid(train_log):
+    last = None
+    with open(train_log, encoding="utf-8") as f:
+        for line in f:
+            if "| valid |" in line:
+                last = line
+    if last is None:
+        return None
+    fields = dict(part.strip().rsplit(" ", 1) for part in last.split("|")[2:] if part.strip())
+    fields["step"] = last.split("|")[0].split("step")[-1].strip()
+    return fields
+
+
+def variants_table(exp_dir, variants):
+    """Markdown: the last validation line of each continued-pretraining run (stage 4)."""
+    lines = ["| variant | step | SSL valid accuracy | SSL valid loss | language triplet loss | "
+             "language triplets active | negatives differing from LASR |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for name in variants:
+        log = os.path.join(exp_dir, name, "train_log.txt")
+        f = _last_valid(log) if os.path.isfile(log) else None
+        if f is None:
+            lines.append(f"| {name} | not run | | | | | |")
+            continue
+        ssl_loss = f.get("ssl_loss", f["loss"])
+        cells = [f["step"], f"{float(f['accuracy']):.3f}", f"{float(ssl_loss):.3f}"]
+        cells += [f"{float(f[k]):.3f}" if k in f else "-" for k in ("lang_triplet", "lang_active", "lang_neg_differs_from_lasr")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def fill(path, blocks):
     """Rewrite ``path`` with each ``name -> content`` block replaced (atomically)."""
     with open(path, encoding="utf-8") as f:
@@ -129,7 +162,8 @@ def main(argv=None):
     with open(args.pretrain_benchmark, encoding="utf-8") as f:
         pretrain_bench = f.read()
     fill(os.path.join(ROOT, "README.md"), {"data_stats": split_table(rows), "data_pipeline": bench,
-                                           "pretrain_curve": learning_curve(args.train_log)})
+                                           "pretrain_curve": learning_curve(args.train_log),
+                                           "masr_variants": variants_table(os.path.join(ROOT, "egs/mini/exp"), VARIANTS)})
     fill(os.path.join(ROOT, "egs/mini/README.md"), {"data_stats": split_table(rows),
                                                     "languages": language_table(rows)})
     fill(os.path.join(ROOT, "benchmarks/README.md"), {"data_pipeline": bench, "pretrain_step": pretrain_bench})
