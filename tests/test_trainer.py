@@ -29,7 +29,7 @@ def config(dump, exp_dir, **kw):
 
 
 class Killed(Exception):
-    pass
+    """Stands for the process being killed mid-run."""
 
 
 def test_killed_and_resumed_run_equals_straight_run(dump, tmp_path):

@@ -8,6 +8,7 @@ its metrics out.
 import dataclasses
 
 import torch
+import torch.nn.functional as F
 
 from masr.nnet.conformer import make_pad_mask
 
@@ -36,6 +37,45 @@ def masked_mean_pool(frames, lengths):
     """
     valid = (~make_pad_mask(lengths, frames.shape[1])).unsqueeze(-1).to(frames.dtype)
     return (frames * valid).sum(dim=1) / lengths.clamp(min=1).unsqueeze(-1).to(frames.dtype)
+
+
+def masked_prediction_loss(logits, targets, anchor):
+    """Cross-entropy of predicted target ids at the selected (masked) frames, with metrics.
+
+    Arguments
+    ---------
+    logits : torch.Tensor
+        (M, G, V): M selected frames, G targets per frame (codebooks / groups), V ids.
+    targets : torch.LongTensor
+        (M, G) target ids.
+    anchor : torch.Tensor
+        Any tensor of the graph; when M == 0 the loss is ``anchor.sum() * 0`` so that
+        backward still works on a batch without masked frames.
+
+    Returns
+    -------
+    loss, accuracy, majority : torch.Tensor
+        Mean cross-entropy; accuracy of the arg-max; and the accuracy of always guessing the
+        batch's most frequent id of each target (the honest "chance" level: quantizer ids are
+        far from uniform on speech).
+
+    Example
+    -------
+    >>> logits = torch.tensor([[[5.0, 0.0]], [[5.0, 0.0]], [[0.0, 5.0]]])
+    >>> loss, acc, maj = masked_prediction_loss(logits, torch.tensor([[0], [0], [0]]), logits)
+    >>> round(float(acc), 3), round(float(maj), 3)
+    (0.667, 1.0)
+    """
+    if logits.shape[0] == 0:
+        zero = torch.zeros((), device=logits.device)
+        return anchor.sum() * 0.0, zero, zero
+    num_ids = logits.shape[-1]
+    loss = F.cross_entropy(logits.float().reshape(-1, num_ids), targets.reshape(-1))
+    accuracy = (logits.argmax(dim=-1) == targets).float().mean()
+    majority = torch.stack([
+        torch.bincount(targets[:, g], minlength=num_ids).max() for g in range(targets.shape[1])
+    ]).float().sum() / targets.numel()
+    return loss, accuracy, majority
 
 
 @dataclasses.dataclass

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from masr.features.cmvn import CMVNStats, GlobalCMVN
 from masr.nnet.conformer import Conv2dSubsampling, ConformerEncoder, make_pad_mask
-from masr.ssl.base import SSLModel, SSLOutput
+from masr.ssl.base import SSLModel, SSLOutput, masked_prediction_loss
 from masr.ssl.masking import span_mask
 from masr.ssl.quantizer import RandomProjectionQuantizer
 
@@ -119,17 +119,7 @@ class BestRQ(SSLModel):
         selected = mask[:, :n]
         picked = logits[selected].float()  # (M, num_codebooks, V)
         wanted = targets[:, :n][selected]  # (M, num_codebooks)
-        if picked.shape[0] == 0:
-            loss = frames.sum() * 0.0  # no masked frame in the batch (only very short utterances)
-            accuracy = majority = torch.zeros((), device=frames.device)
-        else:
-            loss = F.cross_entropy(picked.reshape(-1, self.codebook_size), wanted.reshape(-1))
-            accuracy = (picked.argmax(dim=-1) == wanted).float().mean()
-            # what always guessing the batch's most frequent target would score (the real
-            # "chance" level: random-projection targets are far from uniform on speech)
-            majority = torch.stack([
-                torch.bincount(wanted[:, c], minlength=self.codebook_size).max() for c in range(self.num_codebooks)
-            ]).float().sum() / wanted.numel()
+        loss, accuracy, majority = masked_prediction_loss(picked, wanted, frames)
         metrics = {
             "accuracy": accuracy.detach(),
             "majority_baseline": majority.detach(),

@@ -56,7 +56,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from masr.nnet.conformer import Conv2dSubsampling, ConformerEncoder, make_pad_mask
-from masr.ssl.base import SSLModel, SSLOutput
+from masr.ssl.base import SSLModel, SSLOutput, masked_prediction_loss
 from masr.ssl.bestrq import load_cmvn
 from masr.ssl.masking import span_mask
 
@@ -348,16 +348,7 @@ class W2vBert(SSLModel):
 
         logits = self.head(frames[mask]).float().view(-1, self.num_groups, self.num_entries)  # (M, G, V)
         wanted = quant["ids"][mask].detach()  # (M, G)
-        if logits.shape[0] == 0:
-            mlm = frames.sum() * 0.0  # no masked frame in the batch (only very short utterances)
-            accuracy = majority = torch.zeros((), device=frames.device)
-        else:
-            mlm = F.cross_entropy(logits.reshape(-1, self.num_entries), wanted.reshape(-1))
-            accuracy = (logits.argmax(dim=-1) == wanted).float().mean()
-            # what always guessing the batch's most frequent id of each group would score
-            majority = torch.stack([
-                torch.bincount(wanted[:, g], minlength=self.num_entries).max() for g in range(self.num_groups)
-            ]).float().sum() / wanted.numel()
+        mlm, accuracy, majority = masked_prediction_loss(logits, wanted, frames)
 
         loss = contrastive + self.diversity_weight * quant["diversity"] + self.mlm_weight * mlm
         metrics = {
