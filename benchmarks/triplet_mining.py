@@ -52,6 +52,8 @@ from machine import describe_machine  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIM, META_DIM, CLASSES, MARGIN, ALPHA = 256, 103, 100, 0.2, 1.0
+MEMORY_CUDA = "max_memory_allocated above the inputs, over the timed passes"
+MEMORY_CPU = "peak RSS (VmHWM) of one pass above the RSS after warm-up, in a fresh process per case"
 
 
 def make_batch(size, device, seed=0):
@@ -179,7 +181,7 @@ def main(argv=None):
         f"Batch: q (B, {DIM}) fp32, {CLASSES} classes, e (B, {META_DIM}) binary per class, margin {MARGIN}, "
         f"alpha {ALPHA}; masr chunk_size {args.chunk_size}  ",
         f"Time: median of {args.runs} forward+backward passes after {args.warmup} warm-up; "
-        f"peak memory: {'max_memory_allocated above the inputs' if cuda else 'peak RSS (VmHWM) of one pass above the RSS after warm-up, fresh process per case'}",
+        f"peak memory: {MEMORY_CUDA if cuda else MEMORY_CPU}",
         "",
         "| B | masr fwd+bwd | pml fwd+bwd | speed-up | masr peak mem | pml peak mem | masr loss | pml loss |",
         "|---|---|---|---|---|---|---|---|",
@@ -204,8 +206,8 @@ def main(argv=None):
                f"{cell('masr', 'loss', '{:.4f}')} | {cell('pml', 'loss', '{:.4f}')} |")
         print(row, flush=True)
         rows.append(row)
-    load = (f"1-min load average before the run: {load_before:.2f} on {os.cpu_count()} cores (other processes; "
-            f"near 0: the cores were free for this run)")
+    load = (f"1-min load average before the run: {load_before:.2f} on {os.cpu_count()} cores (0 = idle; higher: other processes "
+            f"shared the cores and the times are inflated)")
     print(f"\n{load}")
     rows += ["", load]
     command = "python benchmarks/triplet_mining.py " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -166,7 +166,10 @@ def main(argv=None):
                                            "masr_variants": variants_table(os.path.join(ROOT, "egs/mini/exp"), VARIANTS)})
     fill(os.path.join(ROOT, "egs/mini/README.md"), {"data_stats": split_table(rows),
                                                     "languages": language_table(rows)})
-    fill(os.path.join(ROOT, "benchmarks/README.md"), {"data_pipeline": bench, "pretrain_step": pretrain_bench})
+    with open(os.path.join(ROOT, "benchmarks/results/triplet_mining.md"), encoding="utf-8") as f:
+        mining_bench = f.read()
+    fill(os.path.join(ROOT, "benchmarks/README.md"), {"data_pipeline": bench, "pretrain_step": pretrain_bench,
+                                                      "triplet_mining": mining_bench})
     print("filled README.md, egs/mini/README.md, benchmarks/README.md")
     return 0
 
