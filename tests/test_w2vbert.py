@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 import masr.ssl.w2vbert as w2vbert_module
 from masr.ssl.w2vbert import GumbelVectorQuantizer, W2vBert, sample_negatives
+from tests.helpers.ssl_checks import assert_embedding_ignores_padding
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "egs", "mini", "conf", "pretrain_w2vbert.yaml")
 METRICS = {"contrastive_loss", "diversity_loss", "mlm_loss", "accuracy", "contrastive_accuracy", "codebook_perplexity",
@@ -221,14 +222,7 @@ def test_diversity_loss_matches_the_batch_averaged_softmax():
 
 
 def test_embedding_ignores_padding():
-    model = tiny().eval()
-    torch.manual_seed(3)
-    a, b = torch.randn(1, 90, 20), torch.randn(1, 130, 20)
-    batch = torch.randn(2, 130, 20) * 100  # garbage in the padding
-    batch[0, :90], batch[1] = a[0], b[0]
-    h_batch = model.embed(batch, torch.tensor([90, 130]))
-    assert torch.allclose(h_batch[0], model.embed(a, torch.tensor([90]))[0], atol=1e-5)
-    assert torch.allclose(h_batch[1], model.embed(b, torch.tensor([130]))[0], atol=1e-5)
+    assert_embedding_ignores_padding(tiny())
 
 
 def test_learns_on_a_repeated_batch():

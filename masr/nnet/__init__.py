@@ -8,12 +8,3 @@ from masr.nnet.conformer import (
     make_pad_mask,
     num_parameters,
 )
-
-__all__ = [
-    "Conv2dSubsampling",
-    "ConformerEncoder",
-    "ConformerLayer",
-    "RelPositionalEncoding",
-    "make_pad_mask",
-    "num_parameters",
-]
