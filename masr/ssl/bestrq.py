@@ -6,8 +6,9 @@ recognition", ICML 2022).
   (:class:`masr.ssl.quantizer.RandomProjectionQuantizer`); several codebooks give several targets.
 - Masking: spans over the target frames (:func:`masr.ssl.masking.span_mask`), applied to the
   input features, whose masked frames are replaced by noise N(0, ``noise_std``^2). The paper
-  masks each 10 ms frame with probability 0.01 and spans of 400 ms; here both are expressed on
-  40 ms target frames: ``mask_prob=0.04``, ``mask_span=10`` mask ~1/3 of the frames, as there.
+  masks each 10 ms frame with probability 0.01 and spans of 400 ms; the constructor defaults
+  express both on 40 ms target frames (``mask_prob=0.04``, ``mask_span=10``: ~1/3 of the frames
+  masked, as there). The CPU mini config overrides them (120 ms spans, see its comments).
 - Encoder: :class:`masr.nnet.conformer.Conv2dSubsampling` (4x) + a conformer stack.
 - Loss: cross-entropy of a softmax head per codebook, on masked, non-padded frames only,
   averaged over those frames and the codebooks.
@@ -74,6 +75,8 @@ class BestRQ(SSLModel):
                  stack=4, codebook_dim=16, codebook_size=8192, num_codebooks=1, mask_prob=0.04, mask_span=10,
                  noise_std=0.1, quantizer_seed=0, cmvn=None):
         super().__init__()
+        if stack != 4:
+            raise ValueError(f"stack={stack}: targets must align with the 4x subsampled encoder frames (stack 4)")
         self.stack, self.mask_prob, self.mask_span, self.noise_std = stack, mask_prob, mask_span, noise_std
         self.num_codebooks, self.codebook_size = num_codebooks, codebook_size
         self.cmvn = load_cmvn(cmvn, input_dim)

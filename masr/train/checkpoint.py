@@ -93,5 +93,7 @@ def load_model_weights(model, path, strict=False):
     if not set(weights) & set(own) and hasattr(model, "ssl"):
         # an SSL checkpoint into a model that wraps the SSL model (masr.model.MASR)
         weights = {f"ssl.{k}": v for k, v in weights.items()}
+    if not set(weights) & set(own):
+        raise ValueError(f"{file}: none of its parameters belongs to {type(model).__name__}; wrong checkpoint?")
     result = model.load_state_dict(weights, strict=strict)
     return list(result.missing_keys), list(result.unexpected_keys)

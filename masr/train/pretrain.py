@@ -52,17 +52,20 @@ def seed_everything(seed):
 
 
 def make_valid_fn(config, device):
-    """Mean SSL loss and metrics over the validation set (masks drawn from a fixed seed)."""
+    """Mean loss (SSL, plus MASR's stream losses) and metrics over up to ``valid_batches`` validation
+    batches (the same batches and masks every time)."""
     if not config.get("valid_dir"):
         return None
     dataset = FeatsDataset(config["valid_dir"], streams=metadata_streams(config["model"]),
                            max_frames=config.get("max_frames"))
-    sampler = DynamicBucketBatchSampler(dataset.num_frames, config["max_batch_frames"], shuffle=False)
+    # a fixed shuffle: the same validation batches every time, not only the shortest utterances
+    sampler = DynamicBucketBatchSampler(dataset.num_frames, config["max_batch_frames"], seed=config.get("seed", 0))
     limit = config.get("valid_batches", 20)
 
     def valid_fn(model):
         torch.manual_seed(config.get("seed", 0))
         sums, count = {}, 0
+        sampler.load_state_dict({"epoch": 0, "batches_done": 0})
         loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_feats)
         for i, batch in enumerate(loader):
             if i == limit:
@@ -103,18 +106,33 @@ def build_trainer(config, rank=0, world_size=1, device=None):
     )
 
 
+#: Overrides that may change when a run is resumed: they do not change what is trained.
+RESUMABLE_KEYS = {"progress", "log_every", "valid_every", "valid_batches", "checkpoint_every",
+                  "keep_checkpoints", "num_workers", "cpu_threads"}
+
+
+class RunConfigMismatch(RuntimeError):
+    """An existing run's directory was trained with another config than the one given now."""
+
+
 def save_run_config(config_file, argv, exp_dir):
     """Keep the config and the command-line overrides with the run (``<exp>/config.yaml``,
-    ``<exp>/overrides.yaml``), so the run can be rebuilt (``masr.model.ssl_from_run``)."""
+    ``<exp>/overrides.yaml``), so the run can be rebuilt (``masr.model.ssl_from_run``).
+
+    A run that already has checkpoints resumes; it must then be given the same config (only
+    ``RESUMABLE_KEYS`` may differ), otherwise :class:`RunConfigMismatch` says what differs
+    instead of silently continuing, or skipping, a run trained with other settings.
+    """
     import shutil
 
     import yaml
 
+    from masr.train.checkpoint import list_checkpoints
     from masr.utils.config import overrides_from_args
 
     declared = {"--device"}
     rest, skip = [], False
-    for i, arg in enumerate(argv):
+    for arg in argv:
         if skip:
             skip = False
             continue
@@ -124,12 +142,27 @@ def save_run_config(config_file, argv, exp_dir):
             skip = "=" not in arg
             continue
         rest.append(arg)
+    overrides = overrides_from_args(rest)
+    saved_config = os.path.join(exp_dir, "config.yaml")
+    saved_overrides = os.path.join(exp_dir, "overrides.yaml")
+    if list_checkpoints(os.path.join(exp_dir, "checkpoints")) and os.path.isfile(saved_config):
+        with open(config_file, encoding="utf-8") as f, open(saved_config, encoding="utf-8") as g:
+            same_file = f.read() == g.read()
+        with open(saved_overrides, encoding="utf-8") as f:
+            before = yaml.safe_load(f) or {}
+        changed = sorted(k for k in set(before) | set(overrides)
+                         if k not in RESUMABLE_KEYS and before.get(k) != overrides.get(k))
+        if not same_file or changed:
+            what = ("the config file" if not same_file else "") + (
+                f"{' and ' if not same_file else ''}overrides {', '.join(changed)}" if changed else "")
+            raise RunConfigMismatch(
+                f"{exp_dir} holds checkpoints of a run trained with other settings ({what} differ from "
+                f"{saved_config} / {saved_overrides}); delete {exp_dir} to train anew, or restore them to resume")
     os.makedirs(exp_dir, exist_ok=True)
-    saved = os.path.join(exp_dir, "config.yaml")
-    if os.path.abspath(config_file) != os.path.abspath(saved):
-        shutil.copyfile(config_file, saved)
-    with atomic_open(os.path.join(exp_dir, "overrides.yaml")) as f:
-        yaml.safe_dump(overrides_from_args(rest), f, sort_keys=True, allow_unicode=True)
+    if os.path.abspath(config_file) != os.path.abspath(saved_config):
+        shutil.copyfile(config_file, saved_config)
+    with atomic_open(saved_overrides) as f:
+        yaml.safe_dump(overrides, f, sort_keys=True, allow_unicode=True)
 
 
 def main(argv=None):
@@ -141,7 +174,11 @@ def main(argv=None):
         torch.set_num_threads(config.get("cpu_threads", torch.get_num_threads()))
     rank, world, device = distributed.init(device_type)
     if rank == 0:
-        save_run_config(args.config, argv if argv is not None else sys.argv[1:], config["exp_dir"])
+        try:
+            save_run_config(args.config, argv if argv is not None else sys.argv[1:], config["exp_dir"])
+        except RunConfigMismatch as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     try:
         trainer = build_trainer(config, rank, world, device)
         last = trainer.fit()

@@ -1,0 +1,36 @@
+"""masr.train.pretrain: the run keeps its config, and refuses to resume with other settings."""
+
+import os
+
+import pytest
+import torch
+
+from masr.train.checkpoint import load_model_weights
+from masr.train.pretrain import RunConfigMismatch, save_run_config
+
+
+def _fake_checkpoint(exp):
+    os.makedirs(exp / "checkpoints" / "step-00000010")
+    torch.save({"model": {}}, exp / "checkpoints" / "step-00000010" / "state.pt")
+
+
+def test_saves_config_and_overrides_and_checks_them_on_resume(tmp_path):
+    conf, exp = tmp_path / "c.yaml", tmp_path / "exp"
+    conf.write_text("lr: 0.1\nmax_steps: 10\nlog_every: 5\n")
+    save_run_config(str(conf), [str(conf), "--device", "cpu", "--lr", "0.2", "--exp_dir", str(exp)], str(exp))
+    assert (exp / "config.yaml").read_text() == conf.read_text()
+    assert "lr: 0.2" in (exp / "overrides.yaml").read_text() and "device" not in (exp / "overrides.yaml").read_text()
+    _fake_checkpoint(exp)
+    # resuming with the same settings, or only logging ones changed, is fine
+    save_run_config(str(conf), ["--lr", "0.2", "--exp_dir", str(exp), "--log_every", "1"], str(exp))
+    with pytest.raises(RunConfigMismatch, match="overrides lr differ"):
+        save_run_config(str(conf), ["--lr", "0.3", "--exp_dir", str(exp)], str(exp))
+    conf.write_text("lr: 0.1\nmax_steps: 20\nlog_every: 5\n")
+    with pytest.raises(RunConfigMismatch, match="the config file"):
+        save_run_config(str(conf), ["--lr", "0.2", "--exp_dir", str(exp)], str(exp))
+
+
+def test_init_from_a_checkpoint_of_another_model_is_an_error(tmp_path):
+    torch.save({"model": {"something.else": torch.zeros(1)}}, tmp_path / "state.pt")
+    with pytest.raises(ValueError, match="none of its parameters belongs to Linear"):
+        load_model_weights(torch.nn.Linear(2, 2), str(tmp_path / "state.pt"))
