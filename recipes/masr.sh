@@ -141,11 +141,17 @@ stage_pretrain() {
   done
 }
 
+# The newest finished checkpoint of the baseline run (empty if none).
+baseline_checkpoint() {
+  find "$exp/$baseline/checkpoints" -maxdepth 1 -name 'step-*' ! -name '*.tmp' 2>/dev/null | sort | tail -n 1
+}
+
 stage_masr() {
   local conf tag ckpt
-  ckpt="$(find "$exp/$baseline/checkpoints" -maxdepth 1 -name 'step-*' ! -name '*.tmp' 2>/dev/null | sort | tail -n 1)"
+  ckpt="$(baseline_checkpoint)"
   if [ -z "$ckpt" ]; then
-    echo "stage 4: no checkpoint in $exp/$baseline/checkpoints; run stage 3 first" >&2
+    echo "stage 4: no checkpoint in $exp/$baseline/checkpoints: stage 3 must train '$baseline'" \
+         "(is conf/$baseline.yaml among --pretrain-configs? otherwise set --baseline)" >&2
     return 1
   fi
   echo "stage 4: continuing from $ckpt"
@@ -161,5 +167,5 @@ stage_masr() {
 run_stage 1 data "$(signature "$local_data" "$local_data_opts" "$splits" "$data")" stage_data
 run_stage 2 features "$(signature "$fbank_config" "$splits" "$data" "$dump" "$exp/stamps/stage1.data.done")" stage_features
 run_stage 3 pretrain "$(signature $pretrain_configs "$pretrain_opts" "$pretrain_set" "$valid_set" "$launcher" "$exp/stamps/stage2.features.done")" stage_pretrain
-run_stage 4 masr "$(signature $masr_configs "$masr_opts" "$baseline" "$pretrain_set" "$valid_set" "$launcher" "$exp/stamps/stage3.pretrain.done")" stage_masr
+run_stage 4 masr "$(signature $masr_configs "$masr_opts" "$baseline" "$(baseline_checkpoint)" "$pretrain_set" "$valid_set" "$launcher" "$exp/stamps/stage3.pretrain.done")" stage_masr
 log "finished stages $stage..$stop_stage"
