@@ -127,8 +127,12 @@ class MASR(SSLModel):
         """Names of the streams whose labels the data loader must provide."""
         return [s.name for s in self.streams]
 
-    def encode(self, feats, lengths):
-        return self.ssl.encode(feats, lengths)
+    @property
+    def num_layers(self):
+        return self.ssl.num_layers
+
+    def encode(self, feats, lengths, layer=None):
+        return self.ssl.encode(feats, lengths, layer=layer)
 
     def forward(self, feats, lengths, metadata=None):
         """SSL forward plus the stream losses.

@@ -377,7 +377,7 @@ class ConformerEncoder(nn.Module):
             for _ in range(num_layers)
         )
 
-    def forward(self, x, lengths):
+    def forward(self, x, lengths, num_layers=None):
         """Encode ``x``.
 
         Arguments
@@ -386,6 +386,9 @@ class ConformerEncoder(nn.Module):
             (B, T, D) input; frames ``>= lengths[b]`` are ignored.
         lengths : torch.LongTensor
             (B,) number of valid frames.
+        num_layers : int or None
+            Run only the first ``num_layers`` blocks (the output of an intermediate layer, e.g.
+            for probes); None runs them all.
 
         Returns
         -------
@@ -399,7 +402,9 @@ class ConformerEncoder(nn.Module):
         att_mask = pad_mask.clone()
         att_mask[:, 0] &= lengths > 0
         pos_embs = self.pos_enc(x).to(dtype=x.dtype)
-        for layer in self.layers:
+        if num_layers is not None and not 0 <= num_layers <= len(self.layers):
+            raise ValueError(f"num_layers={num_layers}: the encoder has {len(self.layers)} layers")
+        for layer in self.layers[:num_layers]:
             # Zero padded frames entering each layer so that they stay bounded (they never
             # reach valid frames anyway).
             x = x.masked_fill(pad_mask.unsqueeze(-1), 0.0)

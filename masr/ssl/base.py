@@ -115,12 +115,31 @@ class SSLModel(torch.nn.Module):
     Subclasses implement ``forward(feats, lengths) -> SSLOutput`` (the training objective: masks
     the input, returns the loss) and ``encode(feats, lengths) -> SSLOutput`` (no masking, no
     loss: what downstream tasks use). ``feats`` are (B, T, F) filterbanks (CMVN applied by the
-    model), ``lengths`` (B,) their valid frames.
+    model), ``lengths`` (B,) their valid frames. ``encode`` takes ``layer``: the number of
+    encoder blocks to run (None: all), for probes of intermediate layers.
+
+    Subclasses record their constructor arguments with :meth:`save_hparams`, so that a trained
+    encoder can be rebuilt from a single file (``masr.downstream.pretrained``).
     """
 
-    def encode(self, feats, lengths):
+    #: Constructor arguments (set by :meth:`save_hparams`).
+    hparams = None
+
+    def save_hparams(self, arguments):
+        """Record the constructor ``arguments`` (``locals()`` of ``__init__``). The ``cmvn`` path
+        is not kept: the statistics travel as buffers in the state dict."""
+        self.hparams = {k: v for k, v in arguments.items() if k not in ("self", "__class__")}
+        if "cmvn" in self.hparams:
+            self.hparams["cmvn"] = None
+
+    @property
+    def num_layers(self):
+        """Encoder blocks ``encode`` can stop after."""
         raise NotImplementedError
 
-    def embed(self, feats, lengths):
-        """Utterance embeddings h (B, D) of unmasked input."""
-        return self.encode(feats, lengths).pooled()
+    def encode(self, feats, lengths, layer=None):
+        raise NotImplementedError
+
+    def embed(self, feats, lengths, layer=None):
+        """Utterance embeddings h (B, D) of unmasked input (the output of block ``layer``)."""
+        return self.encode(feats, lengths, layer=layer).pooled()

@@ -75,6 +75,7 @@ class BestRQ(SSLModel):
                  stack=4, codebook_dim=16, codebook_size=8192, num_codebooks=1, mask_prob=0.04, mask_span=10,
                  noise_std=0.1, quantizer_seed=0, cmvn=None):
         super().__init__()
+        self.save_hparams(locals())
         if stack != 4:
             raise ValueError(f"stack={stack}: targets must align with the 4x subsampled encoder frames (stack 4)")
         self.stack, self.mask_prob, self.mask_span, self.noise_std = stack, mask_prob, mask_span, noise_std
@@ -99,10 +100,14 @@ class BestRQ(SSLModel):
         stacked = x[:, : n * self.stack].reshape(batch, n, self.stack * dim)
         return self.quantizer(stacked), lengths // self.stack
 
-    def encode(self, feats, lengths):
+    @property
+    def num_layers(self):
+        return len(self.encoder.layers)
+
+    def encode(self, feats, lengths, layer=None):
         x = self._normalise(feats, lengths)
         frames, out_lengths = self.subsampling(x, lengths)
-        return SSLOutput(self.encoder(frames, out_lengths), out_lengths)
+        return SSLOutput(self.encoder(frames, out_lengths, num_layers=layer), out_lengths)
 
     def forward(self, feats, lengths):
         x = self._normalise(feats, lengths)

@@ -253,6 +253,7 @@ class W2vBert(SSLModel):
                  mask_span=3, num_negatives=50, contrastive_temp=0.1, temp_start=2.0, temp_end=0.5,
                  temp_decay_steps=1000, diversity_weight=0.1, mlm_weight=1.0, cmvn=None):
         super().__init__()
+        self.save_hparams(locals())
         self.mask_prob, self.mask_span = mask_prob, mask_span
         self.num_negatives, self.contrastive_temp = num_negatives, contrastive_temp
         self.diversity_weight, self.mlm_weight = diversity_weight, mlm_weight
@@ -288,10 +289,19 @@ class W2vBert(SSLModel):
         frames, out_lengths = self.subsampling(self._normalise(feats, lengths), lengths)
         return self.feature_norm(frames), out_lengths
 
-    def encode(self, feats, lengths):
+    @property
+    def num_layers(self):
+        """Contrastive-module blocks, then MLM-module blocks."""
+        return len(self.contrastive.layers) + len(self.mlm.layers)
+
+    def encode(self, feats, lengths, layer=None):
         features, out_lengths = self._features(feats, lengths)
+        n_contrastive = len(self.contrastive.layers)
+        if layer is not None and layer <= n_contrastive:
+            return SSLOutput(self.contrastive(self.input_proj(features), out_lengths, num_layers=layer), out_lengths)
         context = self.contrastive(self.input_proj(features), out_lengths)
-        return SSLOutput(self.mlm(context, out_lengths), out_lengths)
+        mlm_layers = None if layer is None else layer - n_contrastive
+        return SSLOutput(self.mlm(context, out_lengths, num_layers=mlm_layers), out_lengths)
 
     def contrastive_loss(self, context, quantized, codes, mask):
         """InfoNCE over masked frames, distractors from the other masked frames of the utterance.

@@ -76,12 +76,18 @@ class Trainer:
         A checkpoint of another run to take the weights from when this run has none of its own.
     progress : bool
         Show a progress bar (rank 0).
+    find_unused_parameters : bool
+        Passed to DDP: True when some parameters get no gradient in a step (a frozen encoder
+        during a warm-up, SSL heads a downstream task does not use).
+
+    A model with a ``set_step(step)`` method is told the step before each optimizer step (e.g.
+    to keep its encoder frozen during a warm-up); resumed runs tell it the restored step.
     """
 
     def __init__(self, model, optimizer, scheduler, dataset, sampler, collate_fn, step_fn, exp_dir, max_steps,
                  grad_accum=1, clip_grad_norm=5.0, checkpoint_every=500, keep_checkpoints=3, log_every=10,
                  precision="auto", device=None, rank=0, world_size=1, num_workers=0, valid_fn=None,
-                 valid_every=0, init_from=None, progress=True):
+                 valid_every=0, init_from=None, progress=True, find_unused_parameters=False):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.dataset, self.sampler, self.collate_fn, self.step_fn = dataset, sampler, collate_fn, step_fn
         self.exp_dir, self.max_steps, self.grad_accum = exp_dir, max_steps, grad_accum
@@ -90,6 +96,7 @@ class Trainer:
         self.device = device or torch.device("cpu")
         self.rank, self.world_size, self.num_workers = rank, world_size, num_workers
         self.init_from, self.progress = init_from, progress and rank == 0
+        self.find_unused_parameters = find_unused_parameters
         self.autocast_dtype = self._resolve_precision(precision)
         self.step, self.epoch, self.batches_in_epoch = 0, 0, 0
         self.ckpt_dir = os.path.join(exp_dir, "checkpoints")
@@ -187,7 +194,8 @@ class Trainer:
         self._resume_or_init()
         if self.world_size > 1 and not hasattr(self.model, "module"):
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            self.model = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=ids, find_unused_parameters=self.find_unused_parameters)
         if self.step >= self.max_steps:
             self._log_line(f"already at step {self.step} >= max_steps {self.max_steps}; nothing to do")
             return {}
@@ -203,7 +211,10 @@ class Trainer:
                        mininterval=1.0 if sys.stderr.isatty() else 30.0)
         sums, count, frames, t0, last = {}, 0, 0, time.time(), {}
         batches = self._batches()
+        set_step = getattr(self._unwrapped(), "set_step", None)
         while self.step < self.max_steps:
+            if set_step is not None:
+                set_step(self.step)
             self.optimizer.zero_grad(set_to_none=True)
             for micro in range(self.grad_accum):
                 batch = self._to_device(next(batches))

@@ -1,0 +1,223 @@
+"""Spoken language identification: fine-tune a pretrained encoder (paper Table 1).
+
+Usage (the recipe's stage 5 runs it once per pretrained model and seed)::
+
+    python -m masr.downstream.langid conf/langid.yaml --pretrained exp/continue_masr \\
+        --train_dir dump/train --dev_dir dump/dev --test_dir dump/test \\
+        --pretrain_langs dump/pretrain/utt2lang --exp_dir exp/langid/continue_masr/seed1 --seed 1
+
+The model is the encoder, masked mean pooling and a linear softmax over the languages of the
+training set (``utt2lang``). Training: cross-entropy on random crops, a frozen-encoder warm-up,
+then the whole model (see ``masr.downstream.finetune``). Selection: the checkpoint with the best
+dev accuracy. Report (``results.json``, ``per_language.tsv``, ``confusion.tsv``,
+``predictions.tsv``), on test:
+
+- accuracy, macro-F1 and EER. EER treats every (utterance, language) pair as a detection trial
+  scored by the log-posterior; ``eer_pooling`` says whether one threshold serves all languages
+  (``pooled``, the default) or the EER is averaged over per-language thresholds (``average``);
+- accuracy and macro-F1 on the test utterances of languages seen in pretraining ("overlapped",
+  O: the languages of ``--pretrain_langs``) and of the others (NO), with their class counts.
+  Predictions range over all training languages in both cases;
+- per-language accuracy and the full confusion matrix.
+"""
+
+import hashlib
+import os
+import sys
+
+import torch
+
+from masr.data.datadir import DataDir, read_kaldi_map
+from masr.data.dataset import FeatsDataset
+from masr.downstream import finetune
+from masr.metrics import accuracy, confusion_matrix, langid_eer, macro_f1
+from masr.train import distributed
+from masr.train.pretrain import save_run_config, seed_everything
+from masr.utils.config import make_parser, parse_arguments
+from masr.utils.fileio import atomic_open
+
+
+def data_id(mapping):
+    """A digest of ``{utt: label}``: results computed on the same utterances and labels share it.
+
+    Example
+    -------
+    >>> data_id({"u1": "hrv", "u2": "srp"}) == data_id({"u2": "srp", "u1": "hrv"})
+    True
+    >>> data_id({"u1": "hrv"}) == data_id({"u1": "srp"})
+    False
+    """
+    digest = hashlib.sha256()
+    for utt in sorted(mapping):
+        digest.update(f"{utt} {mapping[utt]}\n".encode("utf-8"))
+    return digest.hexdigest()[:16]
+
+
+def split_by_overlap(references, predictions, seen):
+    """Accuracy and macro-F1 on the utterances of overlapped (seen in pretraining) and
+    non-overlapped languages.
+
+    Arguments
+    ---------
+    references, predictions : list of str
+        Reference and predicted language of each test utterance.
+    seen : set of str
+        Languages in the pretraining data.
+
+    Returns
+    -------
+    dict
+        ``overlapped`` and ``non_overlapped``: ``accuracy``, ``macro_f1`` (None without utterances),
+        ``num_classes`` (reference languages of the group), ``num_utts``.
+
+    Example
+    -------
+    >>> out = split_by_overlap(["a", "a", "b", "c"], ["a", "b", "b", "a"], seen={"a"})
+    >>> out["overlapped"]["accuracy"], out["overlapped"]["num_classes"]
+    (0.5, 1)
+    >>> out["non_overlapped"]["accuracy"], out["non_overlapped"]["num_utts"], out["non_overlapped"]["num_classes"]
+    (0.5, 2, 2)
+    """
+    out = {}
+    for group, keep in (("overlapped", True), ("non_overlapped", False)):
+        pairs = [(r, p) for r, p in zip(references, predictions) if (r in seen) == keep]
+        refs = [r for r, _ in pairs]
+        hyps = [p for _, p in pairs]
+        out[group] = {
+            "accuracy": accuracy(hyps, refs) if pairs else None,
+            # F1 over the group's reference languages only
+            "macro_f1": macro_f1(hyps, refs, labels=sorted(set(refs))) if pairs else None,
+            "num_classes": len(set(refs)),
+            "num_utts": len(pairs),
+        }
+    return out
+
+
+def evaluate(model, dump_dir, labels, seen, eer_pooling="pooled", batch_frames=20000, device=None):
+    """Test-set results of a LangID model (the ``results.json`` fields, without run info), and the
+    per-utterance predictions.
+
+    Utterances whose language is not among ``labels`` (absent from the training set) are
+    refused: they could never be recognised, and the error names one of them.
+    """
+    refs_by_utt = DataDir(dump_dir).stream("lang")
+    index = {lang: i for i, lang in enumerate(labels)}
+    unknown = sorted(u for u, lang in refs_by_utt.items() if lang not in index)
+    if unknown:
+        raise ValueError(f"{dump_dir}/utt2lang: {len(unknown)} utterances of languages absent from training "
+                         f"(e.g. {unknown[0]}: '{refs_by_utt[unknown[0]]}')")
+    outputs = finetune.predict(model, dump_dir, batch_frames, device)
+    utts = [utt for utt, _, _ in outputs]
+    scores = torch.log_softmax(torch.stack([x for _, x, _ in outputs]), dim=-1)
+    refs = [refs_by_utt[u] for u in utts]
+    ref_ids = torch.tensor([index[r] for r in refs])
+    hyps = [labels[i] for i in scores.argmax(-1).tolist()]
+    per_language = {}
+    for lang in labels:
+        n = sum(r == lang for r in refs)
+        if n:
+            correct = sum(r == h == lang for r, h in zip(refs, hyps))
+            per_language[lang] = {"accuracy": correct / n, "num_utts": n, "overlapped": lang in seen}
+    results = {
+        "labels": list(labels),
+        "pretrain_languages": sorted(seen),
+        "overall": {"accuracy": accuracy(hyps, refs), "macro_f1": macro_f1(hyps, refs, labels=sorted(set(refs))),
+                    "eer": langid_eer(scores, ref_ids, pooling=eer_pooling),
+                    "num_classes": len(set(refs)), "num_utts": len(refs)},
+        **split_by_overlap(refs, hyps, seen),
+        "eer_pooling": eer_pooling,
+        "per_language": per_language,
+        "confusion": confusion_matrix(hyps, refs, labels).tolist(),
+    }
+    predictions = [(u, r, h, float(s.max())) for u, r, h, s in zip(utts, refs, hyps, scores)]
+    return results, predictions
+
+
+def write_reports(exp_dir, results, predictions):
+    """``per_language.tsv``, ``confusion.tsv`` (rows: reference) and ``predictions.tsv``."""
+    with atomic_open(os.path.join(exp_dir, "per_language.tsv")) as f:
+        f.write("language\toverlapped\tutterances\taccuracy\n")
+        for lang, r in results["per_language"].items():
+            f.write(f"{lang}\t{'O' if r['overlapped'] else 'NO'}\t{r['num_utts']}\t{r['accuracy']:.4f}\n")
+    with atomic_open(os.path.join(exp_dir, "confusion.tsv")) as f:
+        f.write("reference\\predicted\t" + "\t".join(results["labels"]) + "\n")
+        for lang, row in zip(results["labels"], results["confusion"]):
+            f.write(lang + "\t" + "\t".join(map(str, row)) + "\n")
+    with atomic_open(os.path.join(exp_dir, "predictions.tsv")) as f:
+        f.write("utt\treference\tpredicted\tlog_posterior\n")
+        for utt, ref, hyp, score in predictions:
+            f.write(f"{utt}\t{ref}\t{hyp}\t{score:.4f}\n")
+
+
+def run(config, rank=0, world_size=1, device=None):
+    """Fine-tune, select on dev and evaluate on test; returns the results (rank 0) or None."""
+    device = device or torch.device("cpu")
+    seed_everything(config["seed"] + rank)
+    train = FeatsDataset(config["train_dir"], streams=["lang"], max_frames=config.get("max_frames"))
+    labels = sorted(set(DataDir(config["train_dir"]).stream("lang").values()))
+    index = {lang: i for i, lang in enumerate(labels)}
+    model = finetune.FineTuneModel(finetune.pretrained_encoder(config), len(labels), pooled=True,
+                                   layer=config.get("layer"), freeze_encoder_steps=config.get("freeze_encoder_steps", 0),
+                                   dropout=config.get("dropout", 0.1))
+
+    def step_fn(model, batch):
+        logits, _ = model(batch["feats"], batch["lengths"])
+        targets = torch.tensor([index[lang] for lang in batch["lang"]], device=logits.device)
+        loss = torch.nn.functional.cross_entropy(logits.float(), targets)
+        return loss, {"accuracy": (logits.argmax(-1) == targets).float().mean().detach()}
+
+    trainer = finetune.build_trainer(config, model, train, step_fn, rank, world_size, device)
+    trainer.fit()
+    if rank != 0:
+        return None
+    model = trainer._unwrapped()
+    frames = config.get("eval_batch_frames", 20000)
+    dev_refs = DataDir(config["dev_dir"]).stream("lang")
+
+    def dev_accuracy(m):
+        out = finetune.predict(m, config["dev_dir"], frames, device)
+        return accuracy([labels[int(x.argmax())] for _, x, _ in out], [dev_refs[u] for u, _, _ in out])
+
+    step, path, dev_acc = finetune.select_checkpoint(model, config["exp_dir"], dev_accuracy, device=device)
+    seen = set(read_kaldi_map(config["pretrain_langs"]).values())
+    results, predictions = evaluate(model, config["test_dir"], labels, seen, config.get("eer_pooling", "pooled"),
+                                    frames, device)
+    test_refs = DataDir(config["test_dir"]).stream("lang")
+    results = {"task": "langid", "model": os.path.basename(os.path.normpath(config["pretrained"])),
+               "seed": config["seed"],
+               "data": {"train": config["train_dir"], "dev": config["dev_dir"], "test": config["test_dir"],
+                        "test_id": data_id(test_refs)},
+               "selected": {"step": step, "dev_accuracy": dev_acc}, **results}
+    write_reports(config["exp_dir"], results, predictions)
+    finetune.save_model_spec(config["exp_dir"], model, "langid", path, finetune.read_fbank_config(config["fbank_config"]),
+                             labels=labels)
+    finetune.write_json(os.path.join(config["exp_dir"], "results.json"), results)
+    return results
+
+
+def main(argv=None):
+    parser = make_parser("Fine-tune a pretrained encoder for spoken language identification.")
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cuda or cpu")
+    args, config = parse_arguments(parser, argv)
+    device_type = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    if device_type == "cpu":
+        torch.set_num_threads(config.get("cpu_threads", torch.get_num_threads()))
+    rank, world, device = distributed.init(device_type)
+    if rank == 0:
+        save_run_config(args.config, argv if argv is not None else sys.argv[1:], config["exp_dir"])
+    try:
+        results = run(config, rank, world, device)
+    finally:
+        distributed.cleanup()
+    if results:
+        o, no, overall = results["overlapped"], results["non_overlapped"], results["overall"]
+        fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+        print(f"test: accuracy {overall['accuracy']:.3f} | macro-F1 {overall['macro_f1']:.3f} | "
+              f"EER {overall['eer']:.3f} ({results['eer_pooling']}) | O ({o['num_classes']}) {fmt(o['accuracy'])} | "
+              f"NO ({no['num_classes']}) {fmt(no['accuracy'])} | selected step {results['selected']['step']} "
+              f"(dev accuracy {results['selected']['dev_accuracy']:.3f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Pretrained encoders for downstream tasks: from a pretraining run, or from one self-contained file.
+
+A pretraining run (``masr.train.pretrain``) keeps its config, overrides and checkpoints in its
+exp dir; :func:`encoder_from_run` rebuilds the model from them (paths in the config are relative
+to the recipe folder, as the recipe ran it) and returns the SSL encoder, unwrapped from
+``masr.model.MASR`` if needed. Downstream models store the encoder's class and constructor
+arguments (``SSLModel.hparams``) with their own weights, so inference needs only their folder
+(:func:`encoder_spec`, :func:`build_encoder`).
+"""
+
+import importlib
+import os
+
+import torch
+
+from masr.train.checkpoint import list_checkpoints, load_checkpoint
+
+
+def newest_checkpoint(run_dir):
+    """The newest finished checkpoint folder of a run; FileNotFoundError naming the run if none."""
+    found = list_checkpoints(os.path.join(run_dir, "checkpoints"))
+    if not found:
+        raise FileNotFoundError(f"{run_dir}/checkpoints: no finished checkpoint; has this run been trained?")
+    return found[-1][1]
+
+
+def unwrap_ssl(model):
+    """The SSL encoder inside a model (``MASR.ssl``), or the model itself."""
+    return getattr(model, "ssl", model)
+
+
+def encoder_from_run(run_dir, checkpoint=None):
+    """The SSL encoder of a pretraining run, with the weights of its newest (or the given) checkpoint.
+
+    Arguments
+    ---------
+    run_dir : str
+        ``exp/<config name>`` of ``masr.train.pretrain`` (BEST-RQ, or a MASR/LASR continuation).
+    checkpoint : str or None
+        A checkpoint folder; None takes the newest.
+
+    Returns
+    -------
+    masr.ssl.base.SSLModel
+        In eval mode, on the CPU.
+    """
+    from masr.model import ssl_from_run
+
+    model = ssl_from_run(run_dir)
+    path = checkpoint or newest_checkpoint(run_dir)
+    state, _ = load_checkpoint(path)
+    model.load_state_dict(state["model"])
+    return unwrap_ssl(model).eval()
+
+
+def encoder_spec(model):
+    """What rebuilds ``model``'s architecture: ``{"class": "module.Name", "hparams": {...}}``."""
+    if model.hparams is None:
+        raise ValueError(f"{type(model).__name__} did not record its constructor arguments (SSLModel.save_hparams)")
+    return {"class": f"{type(model).__module__}.{type(model).__qualname__}", "hparams": dict(model.hparams)}
+
+
+def build_encoder(spec):
+    """A freshly initialised encoder from :func:`encoder_spec` (weights are loaded by the caller).
+
+    Example
+    -------
+    >>> from masr.ssl.bestrq import BestRQ
+    >>> model = BestRQ(input_dim=20, d_model=32, num_layers=1, nhead=2, d_ffn=64, kernel_size=3, codebook_size=16)
+    >>> copy = build_encoder(encoder_spec(model))
+    >>> type(copy).__name__, copy.num_layers, copy.d_model
+    ('BestRQ', 1, 32)
+    """
+    module, _, name = spec["class"].rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    return cls(**spec["hparams"])
+
+
+def load_encoder(path):
+    """An encoder for embeddings: a pretraining run dir, or a file written by :func:`save_encoder`."""
+    if os.path.isdir(path):
+        return encoder_from_run(path)
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    model = build_encoder(saved["encoder"])
+    model.load_state_dict(saved["state_dict"])
+    return model.eval()
+
+
+def save_encoder(model, path):
+    """One file holding an encoder's architecture and weights (read by :func:`load_encoder`)."""
+    from masr.utils.fileio import atomic_open
+
+    with atomic_open(path, "wb") as f:
+        torch.save({"encoder": encoder_spec(model), "state_dict": model.state_dict()}, f)

@@ -1,0 +1,293 @@
+"""Frozen-embedding linear probes (paper Table 2, the NOSS protocol).
+
+Usage (the recipe's stage 7 runs it once per pretrained model)::
+
+    python -m masr.downstream.probe conf/probe.yaml --pretrained exp/continue_masr \\
+        --exp_dir exp/probe/continue_masr
+
+The encoder is frozen. Each dataset of the config (a dump dir) is embedded once: the masked mean
+of the frames of encoder block ``layer`` (null: the last), cached as a kaldiio ark/scp in
+``<exp_dir>/embeddings/<dataset>/`` (reused while the checkpoint and layer are the same). Each
+task then trains a linear softmax classifier (multinomial logistic regression: standardised
+embeddings, L2 penalty ``l2``, full-batch L-BFGS from zero, hence deterministic) and reports
+test accuracy. Protocols:
+
+- ``split``: train on dataset ``train``, test on dataset ``test`` (e.g. the embedded corpus's
+  train/test, whose speakers are disjoint);
+- ``subset``: one dataset whose file ``subset`` (e.g. ``utt2subset``) says ``train`` or ``test``
+  per utterance (FSDD's conventional split);
+- ``group_folds``: ``folds`` folds of whole groups (``groups``, e.g. ``utt2spk``): every test
+  group is absent from training (speaker-independent; EmoDB emotion, FSDD digits);
+- ``within_group``: every ``every``-th utterance of each group is tested, the rest trained on
+  (speaker identification: the test speakers must be seen in training).
+
+With ``speaker_independent: true`` a task refuses to run if a test speaker (``utt2spk``) is also
+in its training data. Results: ``<exp_dir>/results.json``.
+"""
+
+import hashlib
+import json
+import os
+import sys
+
+import kaldiio
+import numpy as np
+import torch
+
+from masr.data.datadir import DataDir, read_kaldi_map
+from masr.data.dataset import FeatsDataset, collate_feats
+from masr.data.sampler import DynamicBucketBatchSampler
+from masr.downstream.pretrained import load_encoder, newest_checkpoint
+from masr.utils.config import make_parser, parse_arguments
+from masr.utils.fileio import atomic_open
+
+
+# ---- embeddings ------------------------------------------------------------------------------
+@torch.no_grad()
+def embed_dump_dir(encoder, dump_dir, layer=None, batch_frames=30000, device=None):
+    """{utt: (D,) numpy float32} utterance embeddings h of every utterance of a dump dir."""
+    device = device or torch.device("cpu")
+    dataset = FeatsDataset(dump_dir)
+    encoder = encoder.to(device).eval()
+    out = {}
+    for indices in DynamicBucketBatchSampler(dataset.num_frames, batch_frames, shuffle=False):
+        batch = collate_feats([dataset[i] for i in indices])
+        h = encoder.embed(batch["feats"].to(device), batch["lengths"].to(device), layer=layer)
+        for utt, vec in zip(batch["utt"], h.float().cpu().numpy()):
+            out[utt] = vec
+    return out
+
+
+def cached_embeddings(encoder, source, dump_dir, cache_dir, layer=None, batch_frames=30000, device=None):
+    """Embeddings of a dump dir, computed once per (source, layer) and cached in ``cache_dir``
+    (``embeddings.ark``/``.scp`` + ``meta.json``, replaced as a whole so a crash never leaves a
+    half-written cache)."""
+    meta = {"source": source, "layer": layer, "dump_dir": os.path.abspath(dump_dir)}
+    meta_file = os.path.join(cache_dir, "meta.json")
+    if os.path.isfile(meta_file):
+        with open(meta_file, encoding="utf-8") as f:
+            if json.load(f) == meta:
+                return dict(kaldiio.load_scp(os.path.join(cache_dir, "embeddings.scp")))
+    vectors = embed_dump_dir(encoder, dump_dir, layer, batch_frames, device)
+    tmp = cache_dir.rstrip("/") + ".tmp"
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    with kaldiio.WriteHelper(f"ark,scp:{tmp}/embeddings.ark,{tmp}/embeddings.scp") as writer:
+        for utt in sorted(vectors):
+            writer(utt, vectors[utt])
+    # the scp names the ark by path: point it at the final folder
+    with open(f"{tmp}/embeddings.scp", encoding="utf-8") as f:
+        scp = f.read().replace(f"{tmp}/embeddings.ark", f"{cache_dir}/embeddings.ark")
+    with open(f"{tmp}/embeddings.scp", "w", encoding="utf-8") as f:
+        f.write(scp)
+    with open(os.path.join(tmp, "meta.json"), "w", encoding="utf-8") as f:
+        json.dump(meta, f, indent=1)
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    os.replace(tmp, cache_dir)
+    return vectors
+
+
+# ---- the classifier ---------------------------------------------------------------------------
+def train_linear_probe(x, y, num_classes, l2=1e-3, max_iter=200):
+    """Multinomial logistic regression on standardised inputs, full-batch L-BFGS from zero.
+
+    Arguments
+    ---------
+    x : numpy.ndarray
+        (N, D) training embeddings.
+    y : numpy.ndarray
+        (N,) class ids in [0, num_classes).
+    l2 : float
+        Penalty on the squared weights (mean cross-entropy + l2 * ||W||^2).
+
+    Returns
+    -------
+    callable
+        ``predict(x) -> (M,) class ids``.
+
+    Example
+    -------
+    >>> x = np.array([[0.0, 1.0], [0.1, 0.9], [1.0, 0.0], [0.9, 0.2]], dtype=np.float32)
+    >>> predict = train_linear_probe(x, np.array([0, 0, 1, 1]), 2)
+    >>> predict(np.array([[0.0, 0.8], [0.8, 0.1]], dtype=np.float32)).tolist()
+    [0, 1]
+    """
+    x = torch.as_tensor(x, dtype=torch.float64)
+    mean, std = x.mean(0), x.std(0, unbiased=False).clamp(min=1e-6)
+    x = (x - mean) / std
+    y = torch.as_tensor(y, dtype=torch.long)
+    weight = torch.zeros(x.shape[1], num_classes, dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(x @ weight + bias, y) + l2 * weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    weight, bias = weight.detach(), bias.detach()
+
+    def predict(z):
+        z = (torch.as_tensor(z, dtype=torch.float64) - mean) / std
+        return (z @ weight + bias).argmax(-1).numpy()
+
+    return predict
+
+
+# ---- protocols --------------------------------------------------------------------------------
+def protocol_splits(task, utts_by_dataset, read_file):
+    """The (train utts, test utts) pairs of a task: one pair, or one per fold.
+
+    Arguments
+    ---------
+    task : dict
+        The task's config (``protocol`` and its keys, see the module docstring).
+    utts_by_dataset : dict
+        dataset name -> sorted utterance ids.
+    read_file : callable
+        ``read_file(dataset, name) -> {utt: value}`` (e.g. ``utt2spk`` of that dataset).
+
+    Returns
+    -------
+    list of ((dataset, utts), (dataset, utts))
+
+    Example
+    -------
+    >>> utts = {"d": ["a1", "a2", "b1", "b2", "c1"]}
+    >>> spk = {"a1": "a", "a2": "a", "b1": "b", "b2": "b", "c1": "c"}
+    >>> folds = protocol_splits({"protocol": "group_folds", "data": "d", "groups": "utt2spk", "folds": 3},
+    ...                         utts, lambda d, n: spk)
+    >>> [test for (_, _), (_, test) in folds]
+    [['a1', 'a2'], ['b1', 'b2'], ['c1']]
+    >>> protocol_splits({"protocol": "within_group", "data": "d", "groups": "utt2spk", "every": 2},
+    ...                 utts, lambda d, n: spk)[0][1][1]
+    ['a2', 'b2']
+    """
+    protocol = task.get("protocol", "split")
+    if protocol == "split":
+        return [((task["train"], utts_by_dataset[task["train"]]), (task["test"], utts_by_dataset[task["test"]]))]
+    data = task["data"]
+    utts = utts_by_dataset[data]
+    if protocol == "subset":
+        subset = read_file(data, task["subset"])
+        bad = sorted({v for v in subset.values() if v not in ("train", "test")})
+        if bad:
+            raise ValueError(f"{data}/{task['subset']}: values must be 'train' or 'test', got {bad}")
+        return [((data, [u for u in utts if subset[u] == "train"]), (data, [u for u in utts if subset[u] == "test"]))]
+    groups = read_file(data, task["groups"])
+    if protocol == "group_folds":
+        names = sorted({groups[u] for u in utts})
+        k = task.get("folds", len(names))
+        if not 2 <= k <= len(names):
+            raise ValueError(f"task {task.get('name')}: {k} folds need 2..{len(names)} groups ({task['groups']})")
+        fold_of = {g: i * k // len(names) for i, g in enumerate(names)}  # contiguous, balanced
+        return [((data, [u for u in utts if fold_of[groups[u]] != f]), (data, [u for u in utts if fold_of[groups[u]] == f]))
+                for f in range(k)]
+    if protocol == "within_group":
+        every = task.get("every", 4)
+        position, test = {}, set()
+        for u in utts:
+            position[groups[u]] = position.get(groups[u], 0) + 1
+            if position[groups[u]] % every == 0:
+                test.add(u)
+        return [((data, [u for u in utts if u not in test]), (data, [u for u in utts if u in test]))]
+    raise ValueError(f"task {task.get('name')}: unknown protocol '{protocol}' "
+                     "(split, subset, group_folds, within_group)")
+
+
+def check_speaker_independent(task, train, test, read_file):
+    """Refuse a fold whose test speakers appear in its training data (tasks that say so)."""
+    (train_set, train_utts), (test_set, test_utts) = train, test
+    spk_train, spk_test = read_file(train_set, "utt2spk"), read_file(test_set, "utt2spk")
+    shared = {spk_train[u] for u in train_utts} & {spk_test[u] for u in test_utts}
+    if shared:
+        raise ValueError(f"task {task['name']}: speaker-independent, but test speakers are in training: "
+                         f"{sorted(shared)[:5]}")
+
+
+def data_id(labels_by_split):
+    """A digest of the (dataset, utt, label) triples of every fold: same data <=> same id."""
+    digest = hashlib.sha256()
+    for fold in labels_by_split:
+        for part in fold:
+            for item in part:
+                digest.update((" ".join(item) + "\n").encode("utf-8"))
+    return digest.hexdigest()[:16]
+
+
+def run_task(task, embeddings, read_file, l2):
+    """Accuracy of a linear probe on one task (mean over its folds) and its bookkeeping."""
+    utts = {name: sorted(vectors) for name, vectors in embeddings.items()}
+    folds = protocol_splits(task, utts, read_file)
+    accuracies, described = [], []
+    for train, test in folds:
+        if task.get("speaker_independent"):
+            check_speaker_independent(task, train, test, read_file)
+        labels = {s: read_file(s, task["label"]) for s in (train[0], test[0])}
+        y_train = [labels[train[0]][u] for u in train[1]]
+        y_test = [labels[test[0]][u] for u in test[1]]
+        classes = sorted(set(y_train))
+        unknown = sorted(set(y_test) - set(classes))
+        if unknown:
+            raise ValueError(f"task {task['name']}: test labels never seen in training: {unknown[:5]}")
+        index = {c: i for i, c in enumerate(classes)}
+        predict = train_linear_probe(np.stack([embeddings[train[0]][u] for u in train[1]]),
+                                     np.array([index[c] for c in y_train]), len(classes), l2=l2)
+        hyp = predict(np.stack([embeddings[test[0]][u] for u in test[1]]))
+        accuracies.append(float(np.mean(hyp == np.array([index[c] for c in y_test]))))
+        described.append(([(train[0], u, c) for u, c in zip(train[1], y_train)],
+                          [(test[0], u, c) for u, c in zip(test[1], y_test)]))
+    first_train, first_test = folds[0]
+    return {"dataset": task.get("data") or f"{task['train']}->{task['test']}", "label": task["label"],
+            "protocol": task.get("protocol", "split"), "accuracy": float(np.mean(accuracies)),
+            "fold_accuracies": accuracies,
+            "num_classes": len({c for fold in described for part in fold for _, _, c in part}),
+            "num_train": len(first_train[1]), "num_test": len(first_test[1]),
+            "speaker_independent": bool(task.get("speaker_independent", False)), "data_id": data_id(described)}
+
+
+def run(config, device=None):
+    """Embed every dataset of the config and run every task; returns and writes ``results.json``."""
+    source = config["pretrained"]
+    checkpoint = newest_checkpoint(source) if os.path.isdir(source) else source
+    encoder = load_encoder(source)
+    layer = config.get("layer")
+    embeddings = {}
+    for name, dump_dir in config["datasets"].items():
+        cache = os.path.join(config["exp_dir"], "embeddings", name)
+        embeddings[name] = cached_embeddings(encoder, os.path.abspath(checkpoint), dump_dir, cache, layer,
+                                             config.get("batch_frames", 30000), device)
+    files = {}
+
+    def read_file(dataset, name):
+        if (dataset, name) not in files:
+            files[dataset, name] = read_kaldi_map(DataDir(config["datasets"][dataset]).file(name))
+        return files[dataset, name]
+
+    results = {"task": "probe", "model": os.path.basename(os.path.normpath(source)), "layer": layer,
+               "checkpoint": checkpoint, "tasks": {}}
+    for task in config["tasks"]:
+        results["tasks"][task["name"]] = run_task(task, embeddings, read_file, config.get("l2", 1e-3))
+        r = results["tasks"][task["name"]]
+        print(f"{task['name']}: accuracy {r['accuracy']:.3f} ({r['protocol']}, {len(r['fold_accuracies'])} fold(s), "
+              f"{r['num_classes']} classes)", flush=True)
+    with atomic_open(os.path.join(config["exp_dir"], "results.json")) as f:
+        json.dump(results, f, indent=1)
+        f.write("\n")
+    return results
+
+
+def main(argv=None):
+    parser = make_parser("Linear probes on frozen utterance embeddings of a pretrained encoder.")
+    args, config = parse_arguments(parser, argv)
+    torch.set_num_threads(config.get("cpu_threads", torch.get_num_threads()))
+    run(config)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
