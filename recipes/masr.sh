@@ -29,6 +29,23 @@ launcher=python         # or "torchrun --nproc_per_node=4" for DDP
 masr_configs="conf/continue_bestrq.yaml conf/continue_lasr.yaml conf/continue_masr.yaml conf/continue_geomasr.yaml conf/continue_textmasr.yaml"
 baseline=pretrain_bestrq   # stage 4 continues from <exp>/<baseline>'s newest checkpoint
 masr_opts=              # extra overrides for every stage-4 run
+lang2vec_config=conf/continue_masr.yaml   # stage 4 also runs it once per --lang2vec-types entry
+lang2vec_types=         # e.g. "geographic genetic": exp/continue_masr_<type> (paper Fig. 2)
+model_exp=              # where stages 5-7 find the pretrained runs (default: --exp)
+langid_config=conf/langid.yaml
+langid_models="continue_bestrq continue_lasr continue_masr"   # runs in <model_exp> to fine-tune
+langid_sets="train dev test"   # dump dirs: train, select (dev), report (test)
+langid_seeds=1          # one fine-tuning per seed: mean and spread in the report
+langid_opts=
+asr_config=conf/asr.yaml
+asr_models="continue_bestrq continue_masr"
+asr_sets="train dev test"
+asr_seeds=1
+asr_opts=
+probe_config=conf/probe.yaml
+probe_models="continue_bestrq continue_lasr continue_masr"
+probe_opts=
+report_config=conf/report.yaml
 
 print_help() { echo "Usage: $0 [options]
 
@@ -38,7 +55,13 @@ Stages:
   3  pretrain   SSL pretraining (BEST-RQ) of each of --pretrain-configs -> <exp>/<config name>/
   4  masr       continued pretraining from <exp>/<baseline>: BEST-RQ, +LASR, +MASR, +GeoMASR,
                 +TextMASR (--masr-configs) -> <exp>/<config name>/
-  (stages 5-8 of the design: LangID, ASR, probes, report: not implemented yet)
+                plus --lang2vec-config once per --lang2vec-types entry -> <exp>/<name>_<type>/
+  5  langid     LangID fine-tuning of each --langid-models run, per seed -> <exp>/langid/<model>/seed<S>/
+  6  asr        CTC ASR fine-tuning of each --asr-models run, per seed -> <exp>/asr/<model>/seed<S>/
+  7  probe      linear probes on frozen embeddings of each --probe-models run -> <exp>/probe/<model>/
+  8  report     <exp>/RESULTS.md and <exp>/figures/*.png from the results of stages 5-7
+  A stage whose list of configs or models is empty does nothing. Runs of stages 4-7 go
+  --nj at a time (each with nproc/nj CPU threads); their logs: <exp>/log/<stage>/<run>.log.
 
 Options:
   --stage N             first stage to run (default: $stage)
@@ -57,7 +80,14 @@ Options:
   --launcher CMD        python, or e.g. \"torchrun --nproc_per_node=2\" (default: $launcher)
   --masr-configs \"A.yaml ...\"  stage 4 configs (default: $masr_configs)
   --baseline NAME       stage 4 starts from <exp>/NAME (default: $baseline)
-  --masr-opts S         overrides for every stage-4 run (default: '$masr_opts')"
+  --masr-opts S         overrides for every stage-4 run (default: '$masr_opts')
+  --lang2vec-config F --lang2vec-types \"T ...\"  one more stage-4 run per URIEL type (default: '$lang2vec_types')
+  --model-exp DIR       where stages 5-7 find pretrained runs (default: the --exp folder)
+  --langid-config F --langid-models \"A ...\" --langid-seeds \"1 2\" --langid-opts S --langid-sets \"TR DEV TEST\"
+  --asr-config F --asr-models \"A ...\" --asr-seeds \"1 2\" --asr-opts S --asr-sets \"TR DEV TEST\"
+  --probe-config F --probe-models \"A ...\" --probe-opts S
+  --report-config F     tables and figures of stage 8 (default: $report_config)
+  (defaults: langid $langid_models; asr $asr_models; probe $probe_models)"
 }
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -72,6 +102,34 @@ case "$force" in true|false) ;; *) echo "$0: --force must be true or false, got 
 . "$root/tools/env.sh"
 
 log() { echo "[$corpus $(date '+%H:%M:%S')] $*"; }
+model_exp=${model_exp:-$exp}
+cores=$(nproc 2>/dev/null || echo 1)
+threads=$(( cores / nj > 0 ? cores / nj : 1 ))   # CPU threads of each parallel run
+
+# Parallel runs: add_job NAME COMMAND...; run_jobs STAGE runs them --nj at a time, each logging
+# to <exp>/log/STAGE/NAME.log, and fails (after all have finished) if any failed.
+job_names=(); job_cmds=()
+add_job() { job_names+=("$1"); job_cmds+=("$2"); }
+run_jobs() {
+  local dir="$exp/log/$1" i running=0 failed=0
+  mkdir -p "$dir"
+  for i in "${!job_names[@]}"; do
+    if [ "$running" -ge "$nj" ]; then wait -n || failed=1; running=$((running - 1)); fi
+    echo "run ${job_names[$i]}: ${job_cmds[$i]}"
+    (
+      if eval "${job_cmds[$i]}" > "$dir/${job_names[$i]}.log" 2>&1; then
+        echo "run ${job_names[$i]} done: $(tail -n 1 "$dir/${job_names[$i]}.log")"
+      else
+        echo "run ${job_names[$i]} FAILED; last lines of $dir/${job_names[$i]}.log:"; tail -n 15 "$dir/${job_names[$i]}.log"
+        exit 1
+      fi
+    ) &
+    running=$((running + 1))
+  done
+  while [ "$running" -gt 0 ]; do wait -n || failed=1; running=$((running - 1)); done
+  job_names=(); job_cmds=()
+  return "$failed"
+}
 
 # The signature of a stage: its options and the contents of the files they name.
 signature() {
@@ -155,17 +213,76 @@ stage_masr() {
     return 1
   fi
   echo "stage 4: continuing from $ckpt"
+  local common="--train_dir $dump/$pretrain_set --valid_dir $dump/$valid_set --baseline_dir $exp/$baseline"
+  common+=" --init_from $ckpt --progress false --cpu_threads $threads $masr_opts"
   for conf in $masr_configs; do
     tag="$(basename "$conf" .yaml)"
-    # shellcheck disable=SC2086
-    $launcher -m masr.train.pretrain "$conf" --train_dir "$dump/$pretrain_set" \
-      --valid_dir "$dump/$valid_set" --exp_dir "$exp/$tag" --baseline_dir "$exp/$baseline" \
-      --init_from "$ckpt" --progress false $masr_opts
+    add_job "$tag" "$launcher -m masr.train.pretrain $conf --exp_dir $exp/$tag $common"
   done
+  for type in $lang2vec_types; do
+    tag="$(basename "$lang2vec_config" .yaml)_$type"
+    add_job "$tag" "$launcher -m masr.train.pretrain $lang2vec_config --lang_feature $type --exp_dir $exp/$tag $common"
+  done
+  run_jobs stage4.masr
+}
+
+# The stage-4 runs named after --lang2vec-types (LangID evaluates them too, for Fig. 2).
+lang2vec_runs() {
+  local type
+  for type in $lang2vec_types; do echo "$(basename "$lang2vec_config" .yaml)_$type"; done
+}
+
+# stage_finetune TASK MODELS SEEDS CONFIG "TRAIN DEV TEST" OPTS EXTRA: one run per model and seed.
+stage_finetune() {
+  local task="$1" models="$2" seeds="$3" conf="$4" opts="$6" extra="$7" model seed train dev test
+  read -r train dev test <<< "$5"
+  for model in $models; do
+    [ -d "$model_exp/$model/checkpoints" ] || { echo "stage $task: no pretrained run $model_exp/$model" >&2; return 1; }
+    for seed in $seeds; do
+      add_job "$model.seed$seed" "$launcher -m masr.downstream.$task $conf --pretrained $model_exp/$model \
+        --train_dir $dump/$train --dev_dir $dump/$dev --test_dir $dump/$test --fbank_config $fbank_config \
+        --exp_dir $exp/$task/$model/seed$seed --seed $seed --progress false --cpu_threads $threads $extra $opts"
+    done
+  done
+  run_jobs "stage.$task"
+}
+
+stage_langid() {
+  # shellcheck disable=SC2046
+  stage_finetune langid "$langid_models $(lang2vec_runs)" "$langid_seeds" "$langid_config" "$langid_sets" \
+    "$langid_opts" "--pretrain_langs $dump/$pretrain_set/utt2lang"
+}
+
+stage_asr() {
+  stage_finetune asr "$asr_models" "$asr_seeds" "$asr_config" "$asr_sets" "$asr_opts" ""
+}
+
+stage_probe() {
+  local model
+  for model in $probe_models; do
+    add_job "$model" "python -m masr.downstream.probe $probe_config --pretrained $model_exp/$model \
+      --exp_dir $exp/probe/$model --cpu_threads $threads $probe_opts"
+  done
+  run_jobs stage7.probe
+}
+
+stage_report() {
+  python -m masr.report.results --exp "$exp" --config "$report_config"
 }
 
 run_stage 1 data "$(signature "$local_data" "$local_data_opts" "$splits" "$data")" stage_data
 run_stage 2 features "$(signature "$fbank_config" "$splits" "$data" "$dump" "$exp/stamps/stage1.data.done")" stage_features
+[ -n "$pretrain_configs" ] &&
 run_stage 3 pretrain "$(signature $pretrain_configs "$pretrain_opts" "$pretrain_set" "$valid_set" "$launcher" "$exp/stamps/stage2.features.done")" stage_pretrain
-run_stage 4 masr "$(signature $masr_configs "$masr_opts" "$baseline" "$(baseline_checkpoint)" "$pretrain_set" "$valid_set" "$launcher" "$exp/stamps/stage3.pretrain.done")" stage_masr
+[ -n "$masr_configs$lang2vec_types" ] &&
+run_stage 4 masr "$(signature $masr_configs "$masr_opts" "$lang2vec_config" "$lang2vec_types" "$baseline" "$(baseline_checkpoint)" "$pretrain_set" "$valid_set" "$launcher" "$exp/stamps/stage3.pretrain.done")" stage_masr
+# Stages 5-7 depend on the pretrained runs through stage 4's (and 3's) stamp.
+upstream="$exp/stamps/stage2.features.done $exp/stamps/stage3.pretrain.done $exp/stamps/stage4.masr.done $model_exp"
+[ -n "$langid_models$lang2vec_types" ] &&
+run_stage 5 langid "$(signature "$langid_config" "$langid_models" "$(lang2vec_runs)" "$langid_seeds" "$langid_sets" "$langid_opts" "$launcher" "$upstream")" stage_langid
+[ -n "$asr_models" ] &&
+run_stage 6 asr "$(signature "$asr_config" "$asr_models" "$asr_seeds" "$asr_sets" "$asr_opts" "$launcher" "$upstream")" stage_asr
+[ -n "$probe_models" ] &&
+run_stage 7 probe "$(signature "$probe_config" "$probe_models" "$probe_opts" "$upstream")" stage_probe
+run_stage 8 report "$(signature "$report_config" "$exp/stamps/stage5.langid.done" "$exp/stamps/stage6.asr.done" "$exp/stamps/stage7.probe.done")" stage_report
 log "finished stages $stage..$stop_stage"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The embedded corpus: 26 languages synthesized offline with eSpeak NG (see README.md here).
 # Corpus options only; the stages are recipes/masr.sh (./run.sh --help lists them).
-#   ./run.sh                          every stage
-#   ./run.sh --stage 2 --stop-stage 2 features only
-#   ./run.sh --local-data-opts "--corpus-config conf/corpus.yaml --seed 7"   another draw
+#   ./run.sh                          every stage (about 14 minutes on 2 CPU cores)
+#   ./run.sh --config conf/quick.conf the same stages at toy size (a couple of minutes; CI)
+#   ./run.sh --stage 5 --stop-stage 5 LangID fine-tuning only
+#   ./run.sh --langid-seeds "1 2 3"   three fine-tuning seeds: mean and spread in exp/RESULTS.md
 set -euo pipefail
 cd "$(dirname "$0")"
 exec ../../recipes/masr.sh \
@@ -11,4 +12,9 @@ exec ../../recipes/masr.sh \
   --splits "pretrain train dev test" \
   --local-data-opts "--corpus-config conf/corpus.yaml" \
   --fbank-config conf/fbank.yaml \
+  --masr-configs "conf/continue_bestrq.yaml conf/continue_lasr.yaml conf/continue_masr.yaml" \
+  --lang2vec-types "geographic phonological featural genetic inventory" \
+  --langid-models "continue_bestrq continue_lasr continue_masr" \
+  --asr-models "continue_bestrq continue_masr" \
+  --probe-models "continue_bestrq continue_lasr continue_masr" \
   "$@"

@@ -7,8 +7,12 @@ Usage (the recipe's stage 5 runs it once per pretrained model and seed)::
         --pretrain_langs dump/pretrain/utt2lang --exp_dir exp/langid/continue_masr/seed1 --seed 1
 
 The model is the encoder, masked mean pooling and a linear softmax over the languages of the
-training set (``utt2lang``). Training: cross-entropy on random crops, a frozen-encoder warm-up,
-then the whole model (see ``masr.downstream.finetune``). Selection: the checkpoint with the best
+training set (``utt2lang``). With ``head_init: linear_probe`` the head starts as a logistic
+regression fitted (L-BFGS, ``masr.downstream.probe``) on the frozen encoder's embeddings of the
+training set: linear probing then fine-tuning ("LP-FT", Kumar et al., ICLR 2022), the cheap
+form of a frozen-encoder warm-up; the LP model is checkpoint 0, so dev selection can keep it if
+fine-tuning does not help. ``freeze_encoder_steps`` adds an SGD warm-up with the encoder frozen.
+Training: cross-entropy on random crops (see ``masr.downstream.finetune``). Selection: the checkpoint with the best
 dev accuracy. Report (``results.json``, ``per_language.tsv``, ``confusion.tsv``,
 ``predictions.tsv``), on test:
 
@@ -25,6 +29,7 @@ import hashlib
 import os
 import sys
 
+import numpy as np
 import torch
 
 from masr.data.datadir import DataDir, read_kaldi_map
@@ -149,6 +154,30 @@ def write_reports(exp_dir, results, predictions):
             f.write(f"{utt}\t{ref}\t{hyp}\t{score:.4f}\n")
 
 
+def init_head_by_linear_probe(trainer, config, index, device):
+    """Fit the head on the frozen encoder's training embeddings and save it as checkpoint 0 (all
+    ranks compute the same fit; a resumed run keeps its checkpoints instead)."""
+    from masr.downstream.probe import embed_dump_dir, fit_logistic_regression
+    from masr.train.checkpoint import list_checkpoints, save_checkpoint
+
+    if list_checkpoints(trainer.ckpt_dir):
+        return
+    model = trainer._unwrapped()
+    vectors = embed_dump_dir(model.encoder, config["train_dir"], model.layer, config.get("eval_batch_frames", 20000),
+                             device)
+    langs = DataDir(config["train_dir"]).stream("lang")
+    utts = sorted(vectors)
+    weight, bias = fit_logistic_regression(np.stack([vectors[u] for u in utts]),
+                                           np.array([index[langs[u]] for u in utts]), len(index),
+                                           l2=config.get("probe_l2", 1e-3))
+    with torch.no_grad():
+        model.head.weight.copy_(weight.T)
+        model.head.bias.copy_(bias)
+    model.encoder.train()
+    save_checkpoint(trainer.ckpt_dir, 0, trainer.state_dict() if trainer.rank == 0 else None, rank=trainer.rank,
+                    keep=trainer.keep)
+
+
 def run(config, rank=0, world_size=1, device=None):
     """Fine-tune, select on dev and evaluate on test; returns the results (rank 0) or None."""
     device = device or torch.device("cpu")
@@ -167,6 +196,10 @@ def run(config, rank=0, world_size=1, device=None):
         return loss, {"accuracy": (logits.argmax(-1) == targets).float().mean().detach()}
 
     trainer = finetune.build_trainer(config, model, train, step_fn, rank, world_size, device)
+    if config.get("head_init", "random") == "linear_probe":
+        init_head_by_linear_probe(trainer, config, index, device)
+    elif config.get("head_init", "random") != "random":
+        raise ValueError(f"head_init must be 'random' or 'linear_probe', got '{config['head_init']}'")
     trainer.fit()
     if rank != 0:
         return None

@@ -90,8 +90,12 @@ def cached_embeddings(encoder, source, dump_dir, cache_dir, layer=None, batch_fr
 
 
 # ---- the classifier ---------------------------------------------------------------------------
-def train_linear_probe(x, y, num_classes, l2=1e-3, max_iter=200):
-    """Multinomial logistic regression on standardised inputs, full-batch L-BFGS from zero.
+def fit_logistic_regression(x, y, num_classes, l2=1e-3, max_iter=200):
+    """Multinomial logistic regression, full-batch L-BFGS from zero (deterministic).
+
+    The inputs are standardised (train mean and std per dimension) for the fit; the returned
+    weights apply to the raw inputs (the standardisation is folded in), so they can initialise a
+    linear layer (``masr.downstream.langid``'s linear-probe head).
 
     Arguments
     ---------
@@ -100,12 +104,36 @@ def train_linear_probe(x, y, num_classes, l2=1e-3, max_iter=200):
     y : numpy.ndarray
         (N,) class ids in [0, num_classes).
     l2 : float
-        Penalty on the squared weights (mean cross-entropy + l2 * ||W||^2).
+        Penalty on the squared standardised weights (mean cross-entropy + l2 * ||W||^2).
 
     Returns
     -------
-    callable
-        ``predict(x) -> (M,) class ids``.
+    weight : torch.Tensor
+        (D, C) float64: logits = x @ weight + bias.
+    bias : torch.Tensor
+        (C,) float64.
+    """
+    x = torch.as_tensor(x, dtype=torch.float64)
+    mean, std = x.mean(0), x.std(0, unbiased=False).clamp(min=1e-6)
+    z = (x - mean) / std
+    y = torch.as_tensor(y, dtype=torch.long)
+    weight = torch.zeros(x.shape[1], num_classes, dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(z @ weight + bias, y) + l2 * weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    weight, bias = weight.detach() / std.unsqueeze(1), bias.detach()
+    return weight, bias - mean @ weight
+
+
+def train_linear_probe(x, y, num_classes, l2=1e-3, max_iter=200):
+    """A classifier from :func:`fit_logistic_regression`: returns ``predict(x) -> (M,) class ids``.
 
     Example
     -------
@@ -114,28 +142,8 @@ def train_linear_probe(x, y, num_classes, l2=1e-3, max_iter=200):
     >>> predict(np.array([[0.0, 0.8], [0.8, 0.1]], dtype=np.float32)).tolist()
     [0, 1]
     """
-    x = torch.as_tensor(x, dtype=torch.float64)
-    mean, std = x.mean(0), x.std(0, unbiased=False).clamp(min=1e-6)
-    x = (x - mean) / std
-    y = torch.as_tensor(y, dtype=torch.long)
-    weight = torch.zeros(x.shape[1], num_classes, dtype=torch.float64, requires_grad=True)
-    bias = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([weight, bias], max_iter=max_iter, line_search_fn="strong_wolfe")
-
-    def closure():
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(x @ weight + bias, y) + l2 * weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    weight, bias = weight.detach(), bias.detach()
-
-    def predict(z):
-        z = (torch.as_tensor(z, dtype=torch.float64) - mean) / std
-        return (z @ weight + bias).argmax(-1).numpy()
-
-    return predict
+    weight, bias = fit_logistic_regression(x, y, num_classes, l2, max_iter)
+    return lambda z: (torch.as_tensor(z, dtype=torch.float64) @ weight + bias).argmax(-1).numpy()
 
 
 # ---- protocols --------------------------------------------------------------------------------

@@ -10,6 +10,12 @@ import os
 import tempfile
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_open(path, mode="w", encoding="utf-8", durable=False):
     """Open a temporary file that replaces ``path`` only if the block finishes without error.
@@ -44,6 +50,7 @@ def atomic_open(path, mode="w", encoding="utf-8", durable=False):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the mode a plain open() would
     try:
         with open(fd, mode, **({} if "b" in mode else {"encoding": encoding})) as f:
             yield f

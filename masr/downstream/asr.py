@@ -1,0 +1,860 @@
+"""Speech recognition: CTC fine-tuning of a pretrained encoder (paper Table 3).
+
+Usage (the recipe runs it once per pretrained model and seed)::
+
+    python -m masr.downstream.asr conf/asr.yaml --pretrained exp/continue_masr \\
+        --train_dir dump/train --dev_dir dump/dev --test_dir dump/test \\
+        --exp_dir exp/asr/continue_masr/seed1 --seed 1
+
+Tokenizer. A SentencePiece model (``model_type``, ``vocab_size`` of the config) trained on the
+transcripts of ``train_dir`` (its ``text``), kept in ``<exp_dir>/tokenizer/`` (``sp.model``,
+``sp.vocab`` and ``tokenizer.json``: the digest of the training text and the settings; a later
+run with the same text and settings reuses it). Character coverage is 1.0: every character of
+the training text (26 languages, Latin, Cyrillic, Devanagari, Arabic script, kana, Hangul) is a
+piece, so the vocabulary cannot be smaller than the number of distinct characters + 2 (the word
+boundary ``▁`` and ``<unk>``); a smaller ``vocab_size`` is raised to that (a printed line says so,
+``tokenizer.json`` and ``results.json`` record the final size). Training is deterministic: every
+sentence, in file order, one thread.
+
+Text normalisation: none. ``text`` is taken as already normalised by the corpus preparation,
+and SentencePiece's own normalisation is switched off (``normalization_rule_name: identity``;
+its default NFKC would rewrite some characters of the references); only runs of spaces are
+collapsed. Hypotheses and references are compared as they are.
+
+Model. The encoder with a linear layer over its frames (:class:`masr.downstream.finetune.FineTuneModel`,
+``pooled=False``) giving ``vocab_size + 1`` CTC outputs: the blank is 0 and SentencePiece piece
+``i`` is output ``i + 1`` (``<unk>``, piece 0, is output 1; no BOS / EOS). Loss: CTC
+(``torch.nn.functional.ctc_loss`` on float32 log-softmax, the encoder's output lengths,
+``zero_infinity``) with PyTorch's ``"mean"`` reduction: each utterance's loss divided by its number
+of target tokens, averaged over the batch, so that long transcripts do not dominate a batch and
+the loss scale does not depend on the tokenizer's granularity. Whole utterances are used
+(``crop_frames`` must be null: the transcript covers the whole utterance); training utterances
+whose transcript cannot be aligned by CTC (more target tokens, plus one blank between each pair
+of repeated tokens, than encoder output frames) are dropped, counted, printed and listed in
+``<exp_dir>/dropped_train_utts.tsv``. Training: a frozen-encoder warm-up, then the whole model
+(see :mod:`masr.downstream.finetune`).
+
+Decoding: greedy (``beam_size: 1``: best output per frame, repeats collapsed, blanks removed), or a
+CTC prefix beam search without language model (``beam_size: k > 1``). Selection: the checkpoint
+with the lowest dev WER. Report (``results.json``, ``per_language.tsv``, ``hypotheses.tsv``), on
+test: WER and CER per language (``utt2lang`` of the test dir), their unweighted mean over
+languages and their corpus-level values. CER is computed on characters with the spaces removed, so
+that it measures scripts written without word boundaries (Japanese) too.
+"""
+
+import math
+import os
+import re
+import shutil
+import sys
+import tempfile
+
+import torch
+
+from masr.data.datadir import DataDir, DataDirError
+from masr.data.dataset import FeatsDataset, collate_feats
+from masr.data.sampler import DynamicBucketBatchSampler
+from masr.downstream import finetune
+from masr.downstream.langid import data_id
+from masr.metrics import edit_distance, wer
+from masr.nnet.conformer import Conv2dSubsampling
+from masr.train import distributed
+from masr.train.checkpoint import list_checkpoints
+from masr.train.pretrain import save_run_config, seed_everything
+from masr.utils.config import make_parser, parse_arguments
+from masr.utils.fileio import atomic_open
+
+#: CTC blank output; SentencePiece piece i is output i + PIECE_OFFSET.
+BLANK = 0
+PIECE_OFFSET = 1
+#: Folder of the tokenizer inside the exp dir, and its files.
+TOKENIZER_DIR = "tokenizer"
+TOKENIZER_MODEL = os.path.join(TOKENIZER_DIR, "sp.model")
+
+
+# --------------------------------------------------------------------------------------------------
+# tokenizer
+# --------------------------------------------------------------------------------------------------
+
+def required_vocab_size(sentences):
+    """The smallest SentencePiece vocabulary that covers every character of ``sentences``.
+
+    With character coverage 1.0 every distinct character is a piece; the space becomes the word
+    boundary piece ``▁``, and ``<unk>`` takes one more id.
+
+    Arguments
+    ---------
+    sentences : list of str
+
+    Returns
+    -------
+    int
+
+    Example
+    -------
+    >>> required_vocab_size(["ab a", "ба"])  # a, b, б, а + ▁ + <unk>
+    6
+    """
+    chars = set()
+    for sentence in sentences:
+        chars.update(sentence)
+    chars.discard(" ")
+    return len(chars) + 2
+
+
+def _train_sentencepiece(sentences, folder, vocab_size, model_type):
+    """``folder/sp.model`` and ``folder/sp.vocab`` (piece, score). The model goes through memory, not
+    ``model_prefix``: SentencePiece would record that (temporary) path in the model."""
+    import io
+
+    import sentencepiece as spm
+
+    proto = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences), model_writer=proto, model_type=model_type, vocab_size=vocab_size,
+        character_coverage=1.0, normalization_rule_name="identity",
+        unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1,
+        input_sentence_size=0, shuffle_input_sentence=False, num_threads=1,
+        hard_vocab_limit=False,  # a tiny corpus may not have vocab_size pieces: take what it has
+        minloglevel=2)
+    with open(os.path.join(folder, "sp.model"), "wb") as f:
+        f.write(proto.getvalue())
+    sp = spm.SentencePieceProcessor(model_proto=proto.getvalue())
+    with open(os.path.join(folder, "sp.vocab"), "w", encoding="utf-8") as f:
+        for i in range(sp.get_piece_size()):
+            f.write(f"{sp.id_to_piece(i)}\t{sp.get_score(i):g}\n")
+
+
+def train_tokenizer(sentences, out_dir, vocab_size, model_type="unigram"):
+    """Train a SentencePiece model on ``sentences`` into ``out_dir`` (``sp.model``, ``sp.vocab``).
+
+    The model is trained in a temporary folder next to ``out_dir``, which then replaces
+    ``out_dir`` (a crash never leaves half a tokenizer). A ``vocab_size`` below
+    :func:`required_vocab_size` is raised to it, with a printed line.
+
+    Arguments
+    ---------
+    sentences : list of str
+        The training transcripts.
+    out_dir : str
+    vocab_size : int
+        Requested number of pieces.
+    model_type : str
+        ``unigram``, ``bpe``, ``char`` or ``word``.
+
+    Returns
+    -------
+    int
+        The number of pieces of the trained model (may be below the requested size when the text
+        has fewer distinct pieces to offer).
+    """
+    import sentencepiece as spm
+
+    sentences = list(sentences)
+    if not sentences:
+        raise ValueError(f"{out_dir}: no transcript to train the tokenizer on")
+    size = int(vocab_size)
+    required = required_vocab_size(sentences)
+    if required > size:
+        print(f"tokenizer: vocab_size {size} is below the {required} pieces that cover the {required - 2} "
+              f"distinct characters of the training text (character coverage 1.0): raised to {required}", flush=True)
+        size = required
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=".tokenizer.")
+    try:
+        try:
+            _train_sentencepiece(sentences, tmp, size, model_type)
+        except RuntimeError as e:  # SentencePiece counted more required characters than we did
+            m = re.search(r"smaller than required_chars\. \d+ vs (\d+)", str(e))
+            if not m:
+                raise
+            print(f"tokenizer: SentencePiece needs {m.group(1)} pieces: vocab_size raised to {m.group(1)}", flush=True)
+            _train_sentencepiece(sentences, tmp, int(m.group(1)), model_type)
+        final = spm.SentencePieceProcessor(model_file=os.path.join(tmp, "sp.model")).get_piece_size()
+        old = None
+        if os.path.exists(out_dir):
+            old = tempfile.mkdtemp(dir=parent, prefix=".tokenizer.old.")
+            os.rename(out_dir, os.path.join(old, "tokenizer"))
+        os.rename(tmp, out_dir)
+        tmp = None
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def prepare_tokenizer(texts, exp_dir, vocab_size, model_type="unigram"):
+    """The tokenizer of a run: ``<exp_dir>/tokenizer``, trained on ``texts`` unless already there.
+
+    ``tokenizer/tokenizer.json`` records the digest of the training text (:func:`data_id`) and the
+    settings; a tokenizer with the same ones is reused. One trained on other text or settings is
+    replaced, unless the run already has checkpoints (their output layer belongs to it): then
+    ValueError.
+
+    Arguments
+    ---------
+    texts : dict
+        utt -> transcript (``text`` of the training set).
+    exp_dir : str
+    vocab_size : int
+    model_type : str
+
+    Returns
+    -------
+    dict
+        The contents of ``tokenizer.json``: ``text_id``, ``model_type``, ``requested_vocab_size``,
+        ``vocab_size`` (final), ``character_coverage``, ``normalization``, ``num_sentences``.
+    """
+    import json
+
+    out_dir = os.path.join(exp_dir, TOKENIZER_DIR)
+    meta_file = os.path.join(out_dir, "tokenizer.json")
+    wanted = {"text_id": data_id(texts), "model_type": model_type, "requested_vocab_size": int(vocab_size),
+              "character_coverage": 1.0, "normalization": "identity", "num_sentences": len(texts)}
+    if os.path.isfile(meta_file) and os.path.isfile(os.path.join(out_dir, "sp.model")):
+        with open(meta_file, encoding="utf-8") as f:
+            meta = json.load(f)
+        if all(meta.get(k) == v for k, v in wanted.items()):
+            return meta
+        if list_checkpoints(os.path.join(exp_dir, "checkpoints")):
+            differ = sorted(k for k, v in wanted.items() if meta.get(k) != v)
+            raise ValueError(f"{out_dir}: the tokenizer of this run was trained with other {', '.join(differ)} "
+                             f"than now, and the run's checkpoints depend on it; use a new exp_dir")
+    final = train_tokenizer([texts[u] for u in sorted(texts)], out_dir, vocab_size, model_type)
+    meta = {**wanted, "vocab_size": final}
+    finetune.write_json(meta_file, meta)
+    return meta
+
+
+class CTCTokenizer:
+    """SentencePiece pieces as CTC outputs: the blank is 0, piece ``i`` is output ``i + 1``.
+
+    Arguments
+    ---------
+    model_file : str or sentencepiece.SentencePieceProcessor
+        A SentencePiece ``sp.model``, or the model loaded.
+
+    Attributes
+    ----------
+    vocab_size : int
+        SentencePiece pieces.
+    num_outputs : int
+        CTC outputs (``vocab_size + 1``).
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> d = os.path.join(tempfile.mkdtemp(), "tok")
+    >>> size = train_tokenizer(["dobar dan", "hvala dan"], d, vocab_size=4, model_type="char")
+    tokenizer: vocab_size 4 is below the 11 pieces that cover the 9 distinct characters of the training text (character coverage 1.0): raised to 11
+    >>> tok = CTCTokenizer(os.path.join(d, "sp.model"))
+    >>> tok.num_outputs == tok.vocab_size + 1 == size + 1
+    True
+    >>> ids = tok.encode("dan dobar")
+    >>> BLANK in ids, tok.decode(ids)
+    (False, 'dan dobar')
+    """
+
+    def __init__(self, model_file):
+        import sentencepiece as spm
+
+        if isinstance(model_file, spm.SentencePieceProcessor):
+            self.model_file, self.sp = None, model_file
+        else:
+            self.model_file, self.sp = model_file, spm.SentencePieceProcessor(model_file=model_file)
+        self.vocab_size = self.sp.get_piece_size()
+        self.num_outputs = self.vocab_size + PIECE_OFFSET
+
+    def encode(self, text):
+        """CTC output ids (list of int, no blank) of a transcript."""
+        return [i + PIECE_OFFSET for i in self.sp.encode(text)]
+
+    def decode(self, ids):
+        """Transcript of CTC output ids (blanks ignored)."""
+        return self.sp.decode([int(i) - PIECE_OFFSET for i in ids if int(i) != BLANK])
+
+
+# --------------------------------------------------------------------------------------------------
+# training data
+# --------------------------------------------------------------------------------------------------
+
+def min_ctc_frames(target):
+    """Output frames CTC needs to emit ``target``: one per token, plus a blank between repeats.
+
+    Example
+    -------
+    >>> min_ctc_frames([5, 5, 3, 5]), min_ctc_frames([1, 2, 3]), min_ctc_frames([])
+    (5, 3, 0)
+    """
+    return len(target) + sum(a == b for a, b in zip(target, target[1:]))
+
+
+def encoder_output_lengths(encoder, num_frames):
+    """Encoder output frames for inputs of ``num_frames`` frames, without running it.
+
+    The encoder's own subsampling (``encoder.subsampling.output_lengths``) when it has one, else
+    :meth:`masr.nnet.conformer.Conv2dSubsampling.output_lengths` (4x).
+
+    Example
+    -------
+    >>> encoder_output_lengths(torch.nn.Module(), [6, 7, 100])
+    [0, 1, 24]
+    """
+    sub = getattr(encoder, "subsampling", None)
+    fn = sub.output_lengths if sub is not None and hasattr(sub, "output_lengths") else Conv2dSubsampling.output_lengths
+    return fn(torch.tensor(list(num_frames), dtype=torch.long)).tolist()
+
+
+class CTCDataset(torch.utils.data.Dataset):
+    """The training utterances CTC can align, each with its target ids.
+
+    Arguments
+    ---------
+    dataset : masr.data.dataset.FeatsDataset
+        The training utterances (features).
+    texts : dict
+        utt -> transcript.
+    tokenizer : CTCTokenizer
+    encoder : masr.ssl.base.SSLModel
+        Gives the output lengths (:func:`encoder_output_lengths`).
+
+    Attributes
+    ----------
+    utt_ids, num_frames : list
+        Of the kept utterances (``num_frames`` is what the batch sampler reads).
+    dropped : list of (utt, input frames, output frames, frames CTC needs)
+        Utterances whose target needs more output frames than the encoder gives.
+
+    Items are those of ``dataset`` with ``targets`` (list of int) added.
+    """
+
+    def __init__(self, dataset, texts, tokenizer, encoder):
+        missing = [u for u in dataset.utt_ids if u not in texts]
+        if missing:
+            raise DataDirError(f"{dataset.dump_dir}/text: utterance '{missing[0]}' has no transcript "
+                               f"({len(missing)} of {len(dataset)} utterances)")
+        self.dataset = dataset
+        out_frames = encoder_output_lengths(encoder, dataset.num_frames)
+        self.indices, self.targets, self.dropped = [], [], []
+        for i, (utt, n, t) in enumerate(zip(dataset.utt_ids, dataset.num_frames, out_frames)):
+            target = tokenizer.encode(texts[utt])
+            need = min_ctc_frames(target)
+            if need > t:
+                self.dropped.append((utt, n, t, need))
+                continue
+            self.indices.append(i)
+            self.targets.append(target)
+        self.utt_ids = [dataset.utt_ids[i] for i in self.indices]
+        self.num_frames = [dataset.num_frames[i] for i in self.indices]
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        return dict(self.dataset[self.indices[i]], targets=self.targets[i])
+
+
+def ctc_loss(logits, out_lengths, targets):
+    """CTC loss of a batch (blank 0), each utterance's loss divided by its target length, averaged.
+
+    Arguments
+    ---------
+    logits : torch.Tensor
+        (B, T', C) outputs of the model (any float dtype; the loss is computed in float32).
+    out_lengths : torch.LongTensor
+        (B,) valid output frames.
+    targets : list of list of int
+        Target ids per utterance (no blank).
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss.
+
+    Example
+    -------
+    >>> logits = torch.zeros(2, 4, 3)  # uniform over 3 outputs
+    >>> loss = ctc_loss(logits, torch.tensor([4, 3]), [[1, 2], [1]])
+    >>> loss.shape, bool(loss > 0)
+    (torch.Size([]), True)
+    """
+    log_probs = torch.log_softmax(logits.float(), dim=-1).transpose(0, 1)  # (T', B, C)
+    flat = torch.tensor([t for target in targets for t in target], dtype=torch.long, device=logits.device)
+    target_lengths = torch.tensor([len(t) for t in targets], dtype=torch.long, device=logits.device)
+    return torch.nn.functional.ctc_loss(log_probs, flat, out_lengths.to(logits.device), target_lengths, blank=BLANK,
+                                        reduction="mean", zero_infinity=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# decoding
+# --------------------------------------------------------------------------------------------------
+
+def ctc_greedy(scores, length=None):
+    """Greedy CTC decoding of one utterance: best output per frame, repeats collapsed, blanks removed.
+
+    Arguments
+    ---------
+    scores : torch.Tensor
+        (T', C) logits or log-probabilities.
+    length : int or None
+        Valid frames (None: all).
+
+    Returns
+    -------
+    list of int
+        Output ids (no blank).
+
+    Example
+    -------
+    >>> # frames: a a _ a b b _ _ b   (a = 1, b = 2, _ = blank)
+    >>> best = torch.tensor([1, 1, 0, 1, 2, 2, 0, 0, 2])
+    >>> ctc_greedy(torch.nn.functional.one_hot(best, 3).float())
+    [1, 1, 2, 2]
+    >>> ctc_greedy(torch.nn.functional.one_hot(best, 3).float(), length=4)
+    [1, 1]
+    """
+    return collapse(scores[:length].argmax(-1).tolist())
+
+
+def collapse(best_path):
+    """Output ids of a frame-level CTC path: repeats merged, then blanks removed.
+
+    Example
+    -------
+    >>> collapse([0, 3, 3, 0, 3, 4, 4, 0])
+    [3, 3, 4]
+    """
+    out, prev = [], None
+    for t in best_path:
+        if t != prev and t != BLANK:
+            out.append(t)
+        prev = t
+    return out
+
+
+def _logaddexp(a, b):
+    if a == -math.inf:
+        return b
+    if b == -math.inf:
+        return a
+    return max(a, b) + math.log1p(math.exp(-abs(a - b)))
+
+
+def ctc_prefix_beam_search(log_probs, beam_size, length=None):
+    """CTC prefix beam search without language model, for one utterance.
+
+    Keeps the ``beam_size`` best output prefixes, each scored by the total probability of the
+    frame paths that collapse to it (split into paths ending in blank / not in blank). At each
+    frame only the ``beam_size`` best outputs (and the blank) extend the prefixes. With
+    ``beam_size`` 1 it is :func:`ctc_greedy`.
+
+    Arguments
+    ---------
+    log_probs : torch.Tensor
+        (T', C) log-probabilities (log-softmax of the logits).
+    beam_size : int
+    length : int or None
+        Valid frames (None: all).
+
+    Returns
+    -------
+    list of int
+        Output ids of the best prefix (no blank).
+
+    Example
+    -------
+    >>> # two frames, P(blank) = 0.6, P(a) = 0.4 each: the best path is "_ _" (0.36) but
+    >>> # P("a") = 0.4 * 0.4 + 0.4 * 0.6 + 0.6 * 0.4 = 0.64
+    >>> lp = torch.tensor([[0.6, 0.4], [0.6, 0.4]]).log()
+    >>> ctc_greedy(lp), ctc_prefix_beam_search(lp, beam_size=2)
+    ([], [1])
+    """
+    if beam_size <= 1:
+        return ctc_greedy(log_probs, length)
+    log_probs = log_probs[:length].float()
+    k = min(beam_size, log_probs.shape[-1])
+    top_scores, top_ids = log_probs.topk(k, dim=-1)
+    blank_scores = log_probs[:, BLANK].tolist()
+    top_scores, top_ids = top_scores.tolist(), top_ids.tolist()
+    beams = {(): (0.0, -math.inf)}  # prefix -> (log P(paths ending in blank), log P(ending in non-blank))
+    for t in range(len(blank_scores)):
+        nxt = {}
+
+        def add(prefix, blank, nonblank):
+            b, nb = nxt.get(prefix, (-math.inf, -math.inf))
+            nxt[prefix] = (_logaddexp(b, blank), _logaddexp(nb, nonblank))
+
+        for prefix, (pb, pnb) in beams.items():
+            add(prefix, _logaddexp(pb, pnb) + blank_scores[t], -math.inf)
+            for c, p in zip(top_ids[t], top_scores[t]):
+                if c == BLANK:
+                    continue
+                if prefix and prefix[-1] == c:
+                    add(prefix, -math.inf, pnb + p)  # the repeat merges into the last output
+                    add(prefix + (c,), -math.inf, pb + p)  # a blank separated it: a new output
+                else:
+                    add(prefix + (c,), -math.inf, _logaddexp(pb, pnb) + p)
+        beams = dict(sorted(nxt.items(), key=lambda kv: -_logaddexp(*kv[1]))[:beam_size])
+    best = max(beams.items(), key=lambda kv: _logaddexp(*kv[1]))[0]
+    return list(best)
+
+
+def decoding_name(beam_size):
+    """``"greedy"`` or ``"beam<k>"`` (results.json, model.json).
+
+    Example
+    -------
+    >>> decoding_name(1), decoding_name(4)
+    ('greedy', 'beam4')
+    """
+    return "greedy" if int(beam_size) <= 1 else f"beam{int(beam_size)}"
+
+
+def beam_size_of(decoding):
+    """Inverse of :func:`decoding_name`.
+
+    Example
+    -------
+    >>> beam_size_of("greedy"), beam_size_of("beam4")
+    (1, 4)
+    """
+    if decoding == "greedy":
+        return 1
+    m = re.fullmatch(r"beam(\d+)", str(decoding))
+    if not m:
+        raise ValueError(f"decoding '{decoding}': expected 'greedy' or 'beam<k>'")
+    return int(m.group(1))
+
+
+def decode_batch(logits, lengths, tokenizer, beam_size=1):
+    """Transcripts of a batch of model outputs.
+
+    Arguments
+    ---------
+    logits : torch.Tensor
+        (B, T', C) model outputs.
+    lengths : torch.LongTensor
+        (B,) valid output frames.
+    tokenizer : CTCTokenizer
+    beam_size : int
+        1: greedy; more: :func:`ctc_prefix_beam_search`.
+
+    Returns
+    -------
+    list of str
+    """
+    lengths = lengths.cpu().tolist()
+    if beam_size <= 1:
+        best = logits.argmax(-1).cpu().tolist()
+        return [tokenizer.decode(collapse(path[:n])) for path, n in zip(best, lengths)]
+    log_probs = torch.log_softmax(logits.float(), dim=-1).cpu()
+    return [tokenizer.decode(ctc_prefix_beam_search(lp, beam_size, n)) for lp, n in zip(log_probs, lengths)]
+
+
+def greedy_decode(logits, lengths, tokenizer):
+    """Greedy transcripts of a batch: :func:`decode_batch` with ``beam_size`` 1.
+
+    Arguments
+    ---------
+    logits : torch.Tensor
+        (B, T', C) model outputs.
+    lengths : torch.LongTensor
+        (B,) valid output frames.
+    tokenizer : CTCTokenizer or sentencepiece.SentencePieceProcessor
+        The run's tokenizer (a bare SentencePiece model is wrapped: output ``i + 1`` is its piece ``i``).
+
+    Returns
+    -------
+    list of str
+    """
+    if not isinstance(tokenizer, CTCTokenizer):
+        tokenizer = CTCTokenizer(tokenizer)
+    return decode_batch(logits, lengths, tokenizer, beam_size=1)
+
+
+@torch.no_grad()
+def transcribe_dir(model, tokenizer, dump_dir, batch_frames=20000, device=None, beam_size=1):
+    """Transcribe every utterance of a dump dir.
+
+    Like :func:`masr.downstream.finetune.predict`, but each batch is decoded as it comes, so that
+    the (T', vocabulary) outputs of the whole set are never held at once.
+
+    Returns
+    -------
+    dict
+        utt -> hypothesis, in utterance-id order.
+    """
+    device = device or torch.device("cpu")
+    dataset = FeatsDataset(dump_dir)
+    sampler = DynamicBucketBatchSampler(dataset.num_frames, batch_frames, shuffle=False)
+    was_training = model.training
+    model.eval()
+    out = {}
+    for indices in sampler:
+        batch = collate_feats([dataset[i] for i in indices])
+        logits, lengths = model(batch["feats"].to(device), batch["lengths"].to(device))
+        out.update(zip(batch["utt"], decode_batch(logits, lengths, tokenizer, beam_size)))
+    model.train(was_training)
+    return {utt: out[utt] for utt in sorted(out)}
+
+
+_TOKENIZERS = {}
+
+
+@torch.no_grad()
+def transcribe(model, spec, model_dir, feats, lengths, beam_size=None):
+    """Transcripts of a batch of filterbanks with a model of :func:`finetune.load_finetuned`.
+
+    Arguments
+    ---------
+    model : masr.downstream.finetune.FineTuneModel
+        In eval mode.
+    spec : dict
+        Its ``model.json`` (``tokenizer``, ``decoding``).
+    model_dir : str
+        The fine-tuned model folder (the tokenizer path in ``spec`` is relative to it).
+    feats : torch.Tensor
+        (B, T, F) filterbanks as configured by ``spec["fbank"]`` (no CMVN: the model applies it).
+    lengths : torch.LongTensor
+        (B,) valid frames.
+    beam_size : int or None
+        None: the decoding stored in ``spec``.
+
+    Returns
+    -------
+    list of str
+    """
+    path = os.path.join(model_dir, spec["tokenizer"])
+    if path not in _TOKENIZERS:
+        _TOKENIZERS[path] = CTCTokenizer(path)
+    if beam_size is None:
+        beam_size = beam_size_of(spec.get("decoding", "greedy"))
+    device = next(model.parameters()).device
+    logits, out_lengths = model(feats.to(device), lengths.to(device))
+    return decode_batch(logits, out_lengths, _TOKENIZERS[path], beam_size)
+
+
+# --------------------------------------------------------------------------------------------------
+# scoring
+# --------------------------------------------------------------------------------------------------
+
+def cer(references, hypotheses):
+    """Corpus-level character error rate, spaces removed.
+
+    Each string loses its spaces (so that word boundaries, which some scripts do not write, do not
+    count) and is aligned character by character with :func:`masr.metrics.edit_distance`; the
+    counts are summed: CER = total errors / total reference characters.
+
+    Arguments
+    ---------
+    references : list of str
+    hypotheses : list of str
+        Same length.
+
+    Returns
+    -------
+    dict
+        ``cer`` (float, may exceed 1), ``substitutions``, ``deletions``, ``insertions``, ``errors``
+        and ``chars`` (total reference characters). ValueError when the lists differ in length or
+        when the references have no character.
+
+    Example
+    -------
+    >>> out = cer(["ab cd", "ef"], ["abxd", "e fg"])  # 1 substitution + 1 insertion / 6 chars
+    >>> out["cer"], out["substitutions"], out["insertions"], out["chars"]
+    (0.3333333333333333, 1, 1, 6)
+    >>> cer(["ともかく"], ["とかく"])["cer"]  # one deletion
+    0.25
+    """
+    references, hypotheses = list(references), list(hypotheses)
+    if len(references) != len(hypotheses):
+        raise ValueError(f"references and hypotheses differ in length: {len(references)} vs {len(hypotheses)}")
+    totals = {"substitutions": 0, "deletions": 0, "insertions": 0, "errors": 0, "chars": 0}
+    for ref, hyp in zip(references, hypotheses):
+        counts = edit_distance(list(ref.replace(" ", "")), list(hyp.replace(" ", "")))
+        for key in ("substitutions", "deletions", "insertions", "errors"):
+            totals[key] += counts[key]
+        totals["chars"] += counts["ref_len"]
+    if totals["chars"] == 0:
+        raise ValueError("cer: the references have no character")
+    return {"cer": totals["errors"] / totals["chars"], **totals}
+
+
+def score(references, hypotheses, languages):
+    """Per-language, average and overall WER / CER.
+
+    Arguments
+    ---------
+    references, hypotheses, languages : dict
+        utt -> reference, hypothesis, language (same utterances).
+
+    Returns
+    -------
+    dict
+        ``per_language`` (``{lang: {"wer", "cer", "num_words", "num_utts"}}``, languages sorted),
+        ``average`` (``{"wer", "cer"}``: unweighted means over languages) and ``overall``
+        (``{"wer", "cer"}``: corpus-level).
+
+    Example
+    -------
+    >>> out = score({"a": "x y", "b": "z"}, {"a": "x y", "b": "w"}, {"a": "l1", "b": "l2"})
+    >>> out["per_language"]["l2"], out["average"], out["overall"]["wer"]
+    ({'wer': 1.0, 'cer': 1.0, 'num_words': 1, 'num_utts': 1}, {'wer': 0.5, 'cer': 0.5}, 0.3333333333333333)
+    """
+    utts = sorted(references)
+    missing = [u for u in utts if u not in hypotheses or u not in languages]
+    if missing:
+        raise ValueError(f"utterance '{missing[0]}' has no hypothesis or no language")
+    per_language = {}
+    for lang in sorted({languages[u] for u in utts}):
+        mine = [u for u in utts if languages[u] == lang]
+        refs, hyps = [references[u] for u in mine], [hypotheses[u] for u in mine]
+        w = wer(refs, hyps)
+        per_language[lang] = {"wer": w["wer"], "cer": cer(refs, hyps)["cer"], "num_words": w["words"],
+                              "num_utts": len(mine)}
+    refs, hyps = [references[u] for u in utts], [hypotheses[u] for u in utts]
+    mean = lambda key: sum(r[key] for r in per_language.values()) / len(per_language)  # noqa: E731
+    return {"per_language": per_language, "average": {"wer": mean("wer"), "cer": mean("cer")},
+            "overall": {"wer": wer(refs, hyps)["wer"], "cer": cer(refs, hyps)["cer"]}}
+
+
+def references_of(dump_dir, utts, stream="text"):
+    """utt -> value of ``stream`` for ``utts``; DataDirError naming the file when one is missing."""
+    data = DataDir(dump_dir)
+    fname = "text" if stream == "text" else f"utt2{stream}"
+    if not data.has(fname):
+        raise DataDirError(f"{dump_dir}: no '{fname}'")
+    values = data.stream(stream)
+    missing = [u for u in utts if u not in values]
+    if missing:
+        raise DataDirError(f"{data.file(fname)}: utterance '{missing[0]}' is missing "
+                           f"({len(missing)} of {len(utts)} utterances)")
+    return {u: values[u] for u in utts}
+
+
+def write_reports(exp_dir, results, references, hypotheses, languages):
+    """``per_language.tsv`` and ``hypotheses.tsv`` (utt, lang, reference, hypothesis)."""
+    with atomic_open(os.path.join(exp_dir, "per_language.tsv")) as f:
+        f.write("language\tutterances\twords\twer\tcer\n")
+        for lang, r in results["per_language"].items():
+            f.write(f"{lang}\t{r['num_utts']}\t{r['num_words']}\t{r['wer']:.4f}\t{r['cer']:.4f}\n")
+        for name in ("average", "overall"):
+            f.write(f"{name}\t\t\t{results[name]['wer']:.4f}\t{results[name]['cer']:.4f}\n")
+    with atomic_open(os.path.join(exp_dir, "hypotheses.tsv")) as f:
+        f.write("utt\tlang\treference\thypothesis\n")
+        for utt in sorted(references):
+            f.write(f"{utt}\t{languages[utt]}\t{references[utt]}\t{hypotheses[utt]}\n")
+
+
+# --------------------------------------------------------------------------------------------------
+# the stage
+# --------------------------------------------------------------------------------------------------
+
+def check_config(config):
+    """Refuse settings that make no sense for CTC ASR."""
+    if config.get("crop_frames"):
+        raise ValueError(f"crop_frames: {config['crop_frames']}: ASR trains on whole utterances (the transcript "
+                         "covers all of it, a crop would not match it); set crop_frames: null and bound the "
+                         "utterance length with max_frames instead")
+    if int(config.get("beam_size", 1)) < 1:
+        raise ValueError(f"beam_size must be >= 1, got {config['beam_size']}")
+
+
+def run(config, rank=0, world_size=1, device=None):
+    """Fine-tune, select on dev WER and evaluate on test; returns the results (rank 0) or None."""
+    check_config(config)
+    device = device or torch.device("cpu")
+    exp_dir = config["exp_dir"]
+    seed_everything(config["seed"] + rank)
+    train_texts = references_of(config["train_dir"], sorted(DataDir(config["train_dir"]).read("feats.scp")))
+    if rank == 0:
+        meta = prepare_tokenizer(train_texts, exp_dir, config["vocab_size"], config.get("model_type", "unigram"))
+    distributed.barrier()  # the other ranks read the tokenizer rank 0 trained
+    tokenizer = CTCTokenizer(os.path.join(exp_dir, TOKENIZER_MODEL))
+    encoder = finetune.pretrained_encoder(config)
+    train = CTCDataset(FeatsDataset(config["train_dir"], max_frames=config.get("max_frames")), train_texts,
+                       tokenizer, encoder)
+    if rank == 0:
+        print(f"tokenizer: {meta['model_type']}, {tokenizer.vocab_size} pieces (requested "
+              f"{meta['requested_vocab_size']}) + blank = {tokenizer.num_outputs} CTC outputs", flush=True)
+        if train.dropped:
+            print(f"train: dropped {len(train.dropped)} of {len(train.dropped) + len(train)} utterances whose "
+                  f"transcript needs more CTC frames than the encoder gives (list: dropped_train_utts.tsv)", flush=True)
+        with atomic_open(os.path.join(exp_dir, "dropped_train_utts.tsv")) as f:
+            f.write("utt\tinput_frames\toutput_frames\tctc_frames_needed\n")
+            for row in train.dropped:
+                f.write("\t".join(map(str, row)) + "\n")
+    if not len(train):
+        raise ValueError(f"{config['train_dir']}: no training utterance left (see {exp_dir}/dropped_train_utts.tsv)")
+    model = finetune.FineTuneModel(encoder, tokenizer.num_outputs, pooled=False, layer=config.get("layer"),
+                                   freeze_encoder_steps=config.get("freeze_encoder_steps", 0),
+                                   dropout=config.get("dropout", 0.1))
+
+    def step_fn(model, batch):
+        logits, out_lengths = model(batch["feats"], batch["lengths"])
+        loss = ctc_loss(logits, out_lengths, batch["targets"])
+        valid = torch.arange(logits.shape[1], device=logits.device)[None] < out_lengths[:, None]
+        blank = ((logits.argmax(-1) == BLANK) & valid).sum() / valid.sum().clamp(min=1)
+        return loss, {"blank_fraction": blank.detach()}
+
+    trainer = finetune.build_trainer(config, model, train, step_fn, rank, world_size, device)
+    trainer.fit()
+    if rank != 0:
+        return None
+    model = trainer._unwrapped()
+    frames = config.get("eval_batch_frames", 20000)
+    beam_size = int(config.get("beam_size", 1))
+    dev_refs = None
+
+    def dev_wer(m):
+        nonlocal dev_refs
+        hyps = transcribe_dir(m, tokenizer, config["dev_dir"], frames, device, beam_size)
+        dev_refs = dev_refs or references_of(config["dev_dir"], list(hyps))
+        return wer([dev_refs[u] for u in hyps], list(hyps.values()))["wer"]
+
+    step, path, dev_score = finetune.select_checkpoint(model, exp_dir, dev_wer, higher_is_better=False, device=device)
+    hyps = transcribe_dir(model, tokenizer, config["test_dir"], frames, device, beam_size)
+    refs = references_of(config["test_dir"], list(hyps))
+    langs = references_of(config["test_dir"], list(hyps), "lang")
+    scores = score(refs, hyps, langs)
+    results = {"task": "asr", "model": os.path.basename(os.path.normpath(config["pretrained"])),
+               "seed": config["seed"],
+               "data": {"train": config["train_dir"], "dev": config["dev_dir"], "test": config["test_dir"],
+                        "test_id": data_id(refs)},
+               "vocab_size": tokenizer.vocab_size, "decoding": decoding_name(beam_size),
+               "selected": {"step": step, "dev_wer": dev_score}, **scores}
+    write_reports(exp_dir, results, refs, hyps, langs)
+    finetune.save_model_spec(exp_dir, model, "asr", path, finetune.read_fbank_config(config["fbank_config"]),
+                             tokenizer=TOKENIZER_MODEL, blank=BLANK, decoding=decoding_name(beam_size))
+    finetune.write_json(os.path.join(exp_dir, "results.json"), results)
+    return results
+
+
+def main(argv=None):
+    parser = make_parser("Fine-tune a pretrained encoder for speech recognition (CTC).")
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cuda or cpu")
+    args, config = parse_arguments(parser, argv)
+    check_config(config)
+    device_type = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    if device_type == "cpu":
+        torch.set_num_threads(config.get("cpu_threads", torch.get_num_threads()))
+    rank, world, device = distributed.init(device_type)
+    if rank == 0:
+        save_run_config(args.config, argv if argv is not None else sys.argv[1:], config["exp_dir"])
+    try:
+        results = run(config, rank, world, device)
+    finally:
+        distributed.cleanup()
+    if results:
+        avg, overall, sel = results["average"], results["overall"], results["selected"]
+        print(f"test: average WER {avg['wer']:.3f} | CER {avg['cer']:.3f} | overall WER {overall['wer']:.3f} | "
+              f"CER {overall['cer']:.3f} | {len(results['per_language'])} languages | {results['decoding']} | "
+              f"vocab {results['vocab_size']} | selected step {sel['step']} (dev WER {sel['dev_wer']:.3f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

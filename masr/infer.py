@@ -1,0 +1,200 @@
+"""Inference: the language of a recording, its transcript, or its utterance embedding.
+
+Command line (from a recipe folder, e.g. ``egs/mini``)::
+
+    # top-3 languages of two files, with posteriors
+    python -m masr.infer langid --model exp/langid/continue_masr/seed1 --topk 3 a.wav b.flac
+    # every utterance of a wav.scp, one line each
+    python -m masr.infer langid --model exp/langid/continue_masr/seed1 --wav-scp data/test/wav.scp
+    # transcripts of a fine-tuned CTC model
+    python -m masr.infer asr --model exp/asr/continue_masr/seed1 a.wav
+    # utterance embeddings h (mean-pooled frames of block --layer) into a kaldiio ark/scp
+    python -m masr.infer embed --model exp/continue_masr --wav-scp data/test/wav.scp --out emb
+
+Python::
+
+    from masr.infer import LanguageIdentifier, Embedder
+    lid = LanguageIdentifier("exp/langid/continue_masr/seed1")
+    lid.predict("a.wav", topk=3)          # [("hrv", 0.71), ("srp", 0.20), ("bos", 0.05)]
+    Embedder("exp/continue_masr")("a.wav")  # numpy (D,)
+
+A fine-tuned model folder is self-contained (``model.json``: encoder architecture, labels or
+tokenizer, filterbank options; weights of the checkpoint selected on dev). ``embed`` takes a
+pretraining run folder (its config is rebuilt relative to the current folder, so run it from the
+recipe folder) or an encoder file written by ``masr.downstream.pretrained.save_encoder``; its
+filterbank options come from ``--fbank-config`` (default: ``masr.features.fbank.FbankConfig()``,
+the recipes' 80-bin 16 kHz setting).
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+
+from masr.audio import AudioError, read_audio
+from masr.data.datadir import read_kaldi_map
+from masr.features.fbank import FbankConfig, compute_fbank
+
+
+def _features(audio, fbank):
+    """(1, T, F) filterbanks and (1,) length of a file path / wav.scp entry or a float array at
+    ``fbank.sample_rate``."""
+    wave = read_audio(audio, fbank.sample_rate)[0] if isinstance(audio, str) else np.asarray(audio, np.float32)
+    feats = torch.as_tensor(compute_fbank(wave, fbank))
+    if feats.shape[0] == 0:
+        raise AudioError(f"{audio if isinstance(audio, str) else 'waveform'}: too short for one frame")
+    return feats.unsqueeze(0), torch.tensor([feats.shape[0]])
+
+
+class _FineTuned:
+    task = None
+
+    def __init__(self, model_dir, device="cpu"):
+        from masr.downstream.finetune import load_finetuned
+
+        self.model, self.spec = load_finetuned(model_dir)
+        if self.spec["task"] != self.task:
+            raise ValueError(f"{model_dir}: a '{self.spec['task']}' model, not a '{self.task}' model")
+        self.model_dir, self.device = model_dir, torch.device(device)
+        self.model.to(self.device)
+        self.fbank = FbankConfig(**self.spec["fbank"])
+
+    @torch.no_grad()
+    def _logits(self, audio):
+        feats, lengths = _features(audio, self.fbank)
+        logits, out_lengths = self.model(feats.to(self.device), lengths.to(self.device))
+        return logits[0].float().cpu(), int(out_lengths[0])
+
+
+class LanguageIdentifier(_FineTuned):
+    """A fine-tuned LangID model (``exp/langid/<model>/seed<S>``).
+
+    Example
+    -------
+    >>> lid = LanguageIdentifier("exp/langid/continue_masr/seed1")  # doctest: +SKIP
+    >>> lid.predict("a.wav", topk=2)  # doctest: +SKIP
+    [('hrv', 0.71), ('srp', 0.2)]
+    """
+
+    task = "langid"
+
+    @property
+    def languages(self):
+        return list(self.spec["labels"])
+
+    def predict(self, audio, topk=1):
+        """The ``topk`` (language, posterior) pairs, most likely first, for a path or waveform."""
+        logits, _ = self._logits(audio)
+        probs = torch.softmax(logits, -1)
+        values, indices = probs.topk(min(topk, len(probs)))
+        return [(self.languages[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())]
+
+
+class Transcriber(_FineTuned):
+    """A fine-tuned CTC ASR model (``exp/asr/<model>/seed<S>``), greedy decoding."""
+
+    task = "asr"
+
+    def __init__(self, model_dir, device="cpu"):
+        super().__init__(model_dir, device)
+        import sentencepiece as spm
+
+        self.tokenizer = spm.SentencePieceProcessor(model_file=os.path.join(model_dir, self.spec["tokenizer"]))
+
+    def transcribe(self, audio):
+        from masr.downstream.asr import greedy_decode
+
+        logits, n = self._logits(audio)
+        return greedy_decode(logits[:n].unsqueeze(0), torch.tensor([n]), self.tokenizer)[0]
+
+
+class Embedder:
+    """Utterance embeddings h of a pretrained encoder (a pretraining run folder or encoder file).
+
+    Arguments
+    ---------
+    source : str
+        ``exp/<run>`` of ``masr.train.pretrain`` or a file of ``save_encoder``.
+    layer : int or None
+        Encoder blocks to run (None: all).
+    fbank : masr.features.fbank.FbankConfig or None
+    """
+
+    def __init__(self, source, layer=None, fbank=None, device="cpu"):
+        from masr.downstream.pretrained import load_encoder
+
+        self.device = torch.device(device)
+        self.encoder = load_encoder(source).to(self.device)
+        self.layer, self.fbank = layer, fbank or FbankConfig()
+
+    @torch.no_grad()
+    def __call__(self, audio):
+        """(D,) float32 embedding of a path, ``wav.scp`` entry or waveform."""
+        feats, lengths = _features(audio, self.fbank)
+        return self.encoder.embed(feats.to(self.device), lengths.to(self.device), layer=self.layer)[0].cpu().numpy()
+
+
+def _inputs(args):
+    """(utt, audio entry) pairs from positional files or ``--wav-scp``."""
+    if args.wav_scp:
+        return list(read_kaldi_map(args.wav_scp).items())
+    if not args.audio:
+        raise SystemExit("error: give audio files or --wav-scp")
+    return [(path, path) for path in args.audio]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, what in (("langid", "a fine-tuned LangID model folder"), ("asr", "a fine-tuned ASR model folder"),
+                       ("embed", "a pretraining run folder or an encoder file")):
+        p = sub.add_parser(name)
+        p.add_argument("--model", required=True, help=what)
+        p.add_argument("--wav-scp", help="a Kaldi wav.scp instead of audio files")
+        p.add_argument("--device", default="cpu")
+        p.add_argument("audio", nargs="*", help="audio files (any format soundfile reads)")
+        if name == "langid":
+            p.add_argument("--topk", type=int, default=1)
+        if name == "embed":
+            p.add_argument("--layer", type=int, default=None)
+            p.add_argument("--fbank-config", help="filterbank options (YAML); default: 80 bins, 16 kHz")
+            p.add_argument("--out", help="write <out>.ark/<out>.scp (kaldiio) instead of printing")
+    args = parser.parse_args(argv)
+    try:
+        inputs = _inputs(args)
+        if args.command == "langid":
+            lid = LanguageIdentifier(args.model, args.device)
+            for utt, audio in inputs:
+                print(utt, " ".join(f"{lang}:{p:.3f}" for lang, p in lid.predict(audio, args.topk)), flush=True)
+        elif args.command == "asr":
+            asr = Transcriber(args.model, args.device)
+            for utt, audio in inputs:
+                print(utt, asr.transcribe(audio), flush=True)
+        else:
+            fbank = None
+            if args.fbank_config:
+                import yaml
+
+                with open(args.fbank_config, encoding="utf-8") as f:
+                    fbank = FbankConfig(**yaml.safe_load(f))
+            embedder = Embedder(args.model, args.layer, fbank, args.device)
+            if args.out:
+                import kaldiio
+
+                with kaldiio.WriteHelper(f"ark,scp:{args.out}.ark,{args.out}.scp") as writer:
+                    for utt, audio in inputs:
+                        writer(utt, embedder(audio))
+                print(f"wrote {len(inputs)} embeddings to {args.out}.ark / {args.out}.scp")
+            else:
+                for utt, audio in inputs:
+                    print(utt, " ".join(f"{v:.4f}" for v in embedder(audio)), flush=True)
+    except (AudioError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
