@@ -41,10 +41,14 @@ from masr.features.fbank import FbankConfig, compute_fbank
 def _features(audio, fbank):
     """(1, T, F) filterbanks and (1,) length of a file path / wav.scp entry or a float array at
     ``fbank.sample_rate``."""
+    name = audio if isinstance(audio, str) else "waveform"
     wave = read_audio(audio, fbank.sample_rate)[0] if isinstance(audio, str) else np.asarray(audio, np.float32)
-    feats = torch.as_tensor(compute_fbank(wave, fbank))
+    try:
+        feats = torch.as_tensor(compute_fbank(wave, fbank))
+    except ValueError as e:
+        raise AudioError(f"{name}: {e}") from None
     if feats.shape[0] == 0:
-        raise AudioError(f"{audio if isinstance(audio, str) else 'waveform'}: too short for one frame")
+        raise AudioError(f"{name}: too short for one frame")
     return feats.unsqueeze(0), torch.tensor([feats.shape[0]])
 
 
@@ -93,21 +97,16 @@ class LanguageIdentifier(_FineTuned):
 
 
 class Transcriber(_FineTuned):
-    """A fine-tuned CTC ASR model (``exp/asr/<model>/seed<S>``), greedy decoding."""
+    """A fine-tuned CTC ASR model (``exp/asr/<model>/seed<S>``)."""
 
     task = "asr"
 
-    def __init__(self, model_dir, device="cpu"):
-        super().__init__(model_dir, device)
-        import sentencepiece as spm
-
-        self.tokenizer = spm.SentencePieceProcessor(model_file=os.path.join(model_dir, self.spec["tokenizer"]))
-
     def transcribe(self, audio):
-        from masr.downstream.asr import greedy_decode
+        """The transcript of a path or waveform (decoding as stored in ``model.json``)."""
+        from masr.downstream.asr import transcribe
 
-        logits, n = self._logits(audio)
-        return greedy_decode(logits[:n].unsqueeze(0), torch.tensor([n]), self.tokenizer)[0]
+        feats, lengths = _features(audio, self.fbank)
+        return transcribe(self.model, self.spec, self.model_dir, feats.to(self.device), lengths.to(self.device))[0]
 
 
 class Embedder:

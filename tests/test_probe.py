@@ -139,10 +139,6 @@ def test_unknown_protocol_is_an_error():
                               reader({("d", "utt2spk"): SPK}))
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError,
-                   reason="BUG: protocol_splits reads task['groups'] before checking the protocol name, so an "
-                          "unknown protocol (a typo such as 'subsets') without a 'groups' key raises KeyError: "
-                          "'groups' instead of the ValueError naming the protocol")
 def test_unknown_protocol_without_groups_names_the_protocol():
     with pytest.raises(ValueError, match="task t: unknown protocol 'subsets'"):
         probe.protocol_splits({"name": "t", "protocol": "subsets", "data": "d", "subset": "utt2subset"},

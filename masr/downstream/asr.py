@@ -14,7 +14,7 @@ the training text (26 languages, Latin, Cyrillic, Devanagari, Arabic script, kan
 piece, so the vocabulary cannot be smaller than the number of distinct characters + 2 (the word
 boundary ``▁`` and ``<unk>``); a smaller ``vocab_size`` is raised to that (a printed line says so,
 ``tokenizer.json`` and ``results.json`` record the final size). Training is deterministic: every
-sentence, in file order, one thread.
+sentence, in utterance-id order, one thread.
 
 Text normalisation: none. ``text`` is taken as already normalised by the corpus preparation,
 and SentencePiece's own normalisation is switched off (``normalization_rule_name: identity``;
@@ -125,7 +125,7 @@ def _train_sentencepiece(sentences, folder, vocab_size, model_type):
             f.write(f"{sp.id_to_piece(i)}\t{sp.get_score(i):g}\n")
 
 
-def train_tokenizer(sentences, out_dir, vocab_size, model_type="unigram"):
+def train_tokenizer(sentences, out_dir, vocab_size, model_type="unigram", meta=None):
     """Train a SentencePiece model on ``sentences`` into ``out_dir`` (``sp.model``, ``sp.vocab``).
 
     The model is trained in a temporary folder next to ``out_dir``, which then replaces
@@ -141,6 +141,8 @@ def train_tokenizer(sentences, out_dir, vocab_size, model_type="unigram"):
         Requested number of pieces.
     model_type : str
         ``unigram``, ``bpe``, ``char`` or ``word``.
+    meta : dict or None
+        Written to ``out_dir/tokenizer.json`` with ``vocab_size`` (the final size) added.
 
     Returns
     -------
@@ -172,6 +174,8 @@ def train_tokenizer(sentences, out_dir, vocab_size, model_type="unigram"):
             print(f"tokenizer: SentencePiece needs {m.group(1)} pieces: vocab_size raised to {m.group(1)}", flush=True)
             _train_sentencepiece(sentences, tmp, int(m.group(1)), model_type)
         final = spm.SentencePieceProcessor(model_file=os.path.join(tmp, "sp.model")).get_piece_size()
+        if meta is not None:
+            finetune.write_json(os.path.join(tmp, "tokenizer.json"), {**meta, "vocab_size": final})
         old = None
         if os.path.exists(out_dir):
             old = tempfile.mkdtemp(dir=parent, prefix=".tokenizer.old.")
@@ -223,10 +227,8 @@ def prepare_tokenizer(texts, exp_dir, vocab_size, model_type="unigram"):
             differ = sorted(k for k, v in wanted.items() if meta.get(k) != v)
             raise ValueError(f"{out_dir}: the tokenizer of this run was trained with other {', '.join(differ)} "
                              f"than now, and the run's checkpoints depend on it; use a new exp_dir")
-    final = train_tokenizer([texts[u] for u in sorted(texts)], out_dir, vocab_size, model_type)
-    meta = {**wanted, "vocab_size": final}
-    finetune.write_json(meta_file, meta)
-    return meta
+    final = train_tokenizer([texts[u] for u in sorted(texts)], out_dir, vocab_size, model_type, meta=wanted)
+    return {**wanted, "vocab_size": final}
 
 
 class CTCTokenizer:

@@ -176,6 +176,9 @@ def protocol_splits(task, utts_by_dataset, read_file):
     ['a2', 'b2']
     """
     protocol = task.get("protocol", "split")
+    if protocol not in ("split", "subset", "group_folds", "within_group"):
+        raise ValueError(f"task {task.get('name')}: unknown protocol '{protocol}' "
+                         "(split, subset, group_folds, within_group)")
     if protocol == "split":
         return [((task["train"], utts_by_dataset[task["train"]]), (task["test"], utts_by_dataset[task["test"]]))]
     data = task["data"]

@@ -21,7 +21,18 @@ from collections import defaultdict
 from masr.utils.fileio import atomic_open
 
 #: Stage 4's runs on the embedded corpus, in table order.
-VARIANTS = ("continue_bestrq", "continue_lasr", "continue_masr", "continue_geomasr", "continue_textmasr")
+VARIANTS = ("continue_bestrq", "continue_lasr", "continue_masr", "continue_masr_geographic",
+            "continue_masr_phonological", "continue_masr_featural", "continue_masr_genetic", "continue_masr_inventory")
+
+
+def results_tables(results_md):
+    """The tables of a recipe's generated ``RESULTS.md`` (Tables 1-3 and their notes), without its
+    header and figures (the figures stay in the git-ignored exp folder)."""
+    with open(results_md, encoding="utf-8") as f:
+        text = f.read()
+    start = text.index("## Table 1")
+    end = text.index("## Figures") if "## Figures" in text else len(text)
+    return text[start:end].strip().replace("## Table", "#### Table")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -154,6 +165,7 @@ def main(argv=None):
     parser.add_argument("--data-stats", default=os.path.join(ROOT, "egs/mini/exp/data_stats.tsv"))
     parser.add_argument("--benchmark", default=os.path.join(ROOT, "benchmarks/results/data_pipeline.md"))
     parser.add_argument("--train-log", default=os.path.join(ROOT, "egs/mini/exp/pretrain_bestrq/train_log.txt"))
+    parser.add_argument("--results", default=os.path.join(ROOT, "egs/mini/exp/RESULTS.md"))
     parser.add_argument("--pretrain-benchmark", default=os.path.join(ROOT, "benchmarks/results/pretrain_step.md"))
     args = parser.parse_args(argv)
     rows = read_data_stats(args.data_stats)
@@ -163,7 +175,8 @@ def main(argv=None):
         pretrain_bench = f.read()
     fill(os.path.join(ROOT, "README.md"), {"data_stats": split_table(rows), "data_pipeline": bench,
                                            "pretrain_curve": learning_curve(args.train_log),
-                                           "masr_variants": variants_table(os.path.join(ROOT, "egs/mini/exp"), VARIANTS)})
+                                           "masr_variants": variants_table(os.path.join(ROOT, "egs/mini/exp"), VARIANTS),
+                                           "results": results_tables(args.results)})
     fill(os.path.join(ROOT, "egs/mini/README.md"), {"data_stats": split_table(rows),
                                                     "languages": language_table(rows)})
     with open(os.path.join(ROOT, "benchmarks/results/triplet_mining.md"), encoding="utf-8") as f:
