@@ -3,6 +3,7 @@
 #   ./run.sh            create the environment if missing (.venv from requirements.txt), then
 #                       build the embedded corpus and run every stage on it (egs/mini)
 #   ./run.sh --test     create the environment if missing, then run the test suite
+#   ./run.sh --quick    every stage at toy size (egs/mini/conf/quick.conf), a few minutes: CI
 #   ./run.sh [options]  options go to egs/mini/run.sh (./run.sh --help lists stages and options)
 set -euo pipefail
 root="$(cd "$(dirname "$0")" && pwd)"
@@ -12,4 +13,8 @@ if [ "${1:-}" = --test ]; then
 fi
 case " $* " in *" --help "*|*" -h "*) exec "$root/egs/mini/run.sh" --help ;; esac
 "$root/tools/setup_env.sh"
+if [ "${1:-}" = --quick ]; then
+  shift
+  exec "$root/egs/mini/run.sh" --config conf/quick.conf "$@"
+fi
 exec "$root/egs/mini/run.sh" "$@"

@@ -234,14 +234,15 @@ lang2vec_runs() {
 
 # stage_finetune TASK MODELS SEEDS CONFIG "TRAIN DEV TEST" OPTS EXTRA: one run per model and seed.
 stage_finetune() {
-  local task="$1" models="$2" seeds="$3" conf="$4" opts="$6" extra="$7" model seed train dev test
+  local task="$1" models="$2" seeds="$3" conf="$4" opts="$6" extra="$7" model seed train dev test cmd
   read -r train dev test <<< "$5"
   for model in $models; do
     [ -d "$model_exp/$model/checkpoints" ] || { echo "stage $task: no pretrained run $model_exp/$model" >&2; return 1; }
     for seed in $seeds; do
-      add_job "$model.seed$seed" "$launcher -m masr.downstream.$task $conf --pretrained $model_exp/$model \
-        --train_dir $dump/$train --dev_dir $dump/$dev --test_dir $dump/$test --fbank_config $fbank_config \
-        --exp_dir $exp/$task/$model/seed$seed --seed $seed --progress false --cpu_threads $threads $extra $opts"
+      cmd="$launcher -m masr.downstream.$task $conf --pretrained $model_exp/$model"
+      cmd+=" --train_dir $dump/$train --dev_dir $dump/$dev --test_dir $dump/$test --fbank_config $fbank_config"
+      cmd+=" --exp_dir $exp/$task/$model/seed$seed --seed $seed --progress false --cpu_threads $threads $extra $opts"
+      add_job "$model.seed$seed" "$cmd"
     done
   done
   run_jobs "stage.$task"
@@ -260,8 +261,7 @@ stage_asr() {
 stage_probe() {
   local model
   for model in $probe_models; do
-    add_job "$model" "python -m masr.downstream.probe $probe_config --pretrained $model_exp/$model \
-      --exp_dir $exp/probe/$model --cpu_threads $threads $probe_opts"
+    add_job "$model" "python -m masr.downstream.probe $probe_config --pretrained $model_exp/$model --exp_dir $exp/probe/$model --cpu_threads $threads $probe_opts"
   done
   run_jobs stage7.probe
 }

@@ -412,17 +412,50 @@ def test_stage3_pretrains_each_config_and_skips_when_done(mini, tmp_path):
     assert any(p.name.startswith("events.out.tfevents") for p in (run_dir / "tensorboard").iterdir())
     again = run_mini(args)
     assert "stage 3 (pretrain): already done, skipping" in again.stdout
-    # stage 4: the five continued-pretraining variants start from that run's checkpoint
+    # stage 4: the continued-pretraining variants start from that run's checkpoint
     args4 = ["--stage", "4", "--stop-stage", "4", "--data", mini.data, "--dump", mini.dump, "--exp", exp,
+             "--masr-configs", " ".join(f"conf/continue_{v}.yaml" for v in ("bestrq", "lasr", "masr", "geomasr", "textmasr")),
+             "--lang2vec-types", "genetic",
              "--masr-opts", "--max_steps 2 --log_every 1 --valid_every 2 --checkpoint_every 2 --max_batch_frames 3000"]
     r = run_mini(args4, timeout=600)
     assert r.returncode == 0, output(r)
     assert f"continuing from {run_dir / 'checkpoints' / 'step-00000003'}" in r.stdout
     for variant, streams in [("continue_bestrq", []), ("continue_lasr", ["lang"]), ("continue_masr", ["lang"]),
-                             ("continue_geomasr", ["lang", "geo"]), ("continue_textmasr", ["lang", "text"])]:
+                             ("continue_geomasr", ["lang", "geo"]), ("continue_textmasr", ["lang", "text"]),
+                             ("continue_masr_genetic", ["lang"])]:
         log = (exp / variant / "train_log.txt").read_text()
         assert "initialised from" in log and "step 2 | valid" in log, variant
         for stream in streams:
             assert f"{stream}_triplet" in log and f"{stream}_active" in log, (variant, stream)
-        if variant in ("continue_masr", "continue_geomasr", "continue_textmasr"):
+        if variant in ("continue_masr", "continue_geomasr", "continue_textmasr", "continue_masr_genetic"):
             assert "lang_neg_differs_from_lasr" in log
+    overrides = yaml.safe_load((exp / "continue_masr_genetic" / "overrides.yaml").read_text())
+    assert overrides["lang_feature"] == "genetic"
+    # stages 5-8: LangID, ASR, probes and the report on those runs
+    probe_config = tmp_path / "probe.yaml"
+    probe_config.write_text(
+        "pretrained: !PLACEHOLDER\nexp_dir: !PLACEHOLDER\nlayer: 1\ndatasets: {train: %s, test: %s}\ntasks:\n"
+        "  - {name: language, label: utt2lang, protocol: split, train: train, test: test, speaker_independent: true}\n"
+        "  - {name: speaker, label: utt2spk, protocol: within_group, data: train, groups: utt2spk, every: 2}\n"
+        % (mini.dump / "train", mini.dump / "test"))
+    tiny = "--max_steps 2 --checkpoint_every 1 --max_batch_frames 3000"
+    args5 = ["--stage", "5", "--data", mini.data, "--dump", mini.dump, "--exp", exp, "--lang2vec-types", "genetic",
+             "--langid-seeds", "1 2", "--langid-opts", tiny, "--asr-opts", tiny + " --vocab_size 40",
+             "--probe-config", probe_config]
+    r = run_mini(args5, timeout=600)
+    assert r.returncode == 0, output(r)
+    for n, name in ((5, "langid"), (6, "asr"), (7, "probe"), (8, "report")):
+        assert f"stage {n} ({name}): done" in r.stdout
+    for model in ("continue_bestrq", "continue_lasr", "continue_masr", "continue_masr_genetic"):
+        for seed in (1, 2):
+            assert (exp / "langid" / model / f"seed{seed}" / "results.json").is_file(), (model, seed)
+    for model in ("continue_bestrq", "continue_masr"):
+        assert (exp / "asr" / model / "seed1" / "results.json").is_file()
+    assert (exp / "probe" / "continue_lasr" / "results.json").is_file()
+    report = (exp / "RESULTS.md").read_text()
+    assert "## Table 1" in report and "| +LASR | 2 |" in report
+    assert "## Table 2" in report and "## Table 3" in report
+    assert (exp / "figures" / "fig2_lang2vec_types.png").is_file()
+    assert (exp / "figures" / "fig4_confusion.png").is_file()
+    again = run_mini(args5)
+    assert "stage 5 (langid): already done" in again.stdout and "stage 8 (report): already done" in again.stdout

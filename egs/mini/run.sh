@@ -13,7 +13,7 @@ exec ../../recipes/masr.sh \
   --local-data-opts "--corpus-config conf/corpus.yaml" \
   --fbank-config conf/fbank.yaml \
   --masr-configs "conf/continue_bestrq.yaml conf/continue_lasr.yaml conf/continue_masr.yaml" \
-  --lang2vec-types "geographic phonological featural genetic inventory" \
+  --lang2vec-types "geographic genetic" \
   --langid-models "continue_bestrq continue_lasr continue_masr" \
   --asr-models "continue_bestrq continue_masr" \
   --probe-models "continue_bestrq continue_lasr continue_masr" \

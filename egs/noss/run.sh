@@ -1,13 +1,29 @@
 #!/usr/bin/env bash
-# NOSS-style frozen-embedding linear probes (the MASR paper's Table 2), plus FSDD and EmoDB.
-# Corpus options only; the stages are recipes/masr.sh (./run.sh --help lists them).
-# STATUS: data preparation is not implemented yet (see README.md); stage 1 stops with a message.
+# Frozen-embedding linear probes (the MASR paper's Table 2 protocol) on real recordings: FSDD
+# (spoken digits: digit, speaker, accent) and EmoDB (German acted emotion). Corpus options only;
+# the stages are recipes/masr.sh. This recipe trains no encoder: it probes the pretrained runs
+# of another recipe (--model-exp, default ../mini/exp: run ./run.sh at the repository root first).
+#   egs/noss/run.sh --data-root ../shared/data     corpora already on disk (upstream layouts)
+#   egs/noss/run.sh --data-root downloads --download true   fetch them first (needs internet)
 set -euo pipefail
-cd "$(dirname "$0")"
 data_root=${NOSS_ROOT:-downloads}
+download=false
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    # taken before `cd` below, so a relative --data-root is relative to where you call from
+    --data-root) data_root="$(realpath -m "$2")"; shift 2 ;;
+    --download) download="$2"; shift 2 ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+cd "$(dirname "$0")"
 exec ../../recipes/masr.sh \
   --corpus noss \
   --splits "fsdd emodb" \
-  --local-data-opts "--data-root $data_root" \
+  --local-data-opts "--data-root $data_root --download $download" \
   --fbank-config conf/fbank.yaml \
-  "$@"
+  --pretrain-configs "" --masr-configs "" --langid-models "" --asr-models "" \
+  --model-exp ../mini/exp \
+  --probe-models "continue_bestrq continue_lasr continue_masr" \
+  "${args[@]}"
