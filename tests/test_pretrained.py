@@ -152,3 +152,22 @@ def test_encoder_from_a_masr_run_is_the_unwrapped_ssl_encoder(run_dir, dump, tmp
     assert set(encoder.state_dict()) == set(model.ssl.state_dict())
     for name, value in model.ssl.state_dict().items():
         assert torch.equal(encoder.state_dict()[name], value), name
+
+
+def test_a_finished_run_is_read_from_its_encoder_file_from_any_folder(tmp_path, monkeypatch):
+    # the run's config names paths relative to where it was trained; encoder.pt needs none of them
+    from masr.downstream.pretrained import ENCODER_FILE, encoder_from_run
+    from tests.helpers.dumps import make_dump_dir
+    from tests.helpers.runs import make_pretrain_run
+
+    monkeypatch.chdir(tmp_path)
+    make_dump_dir("dump")
+    make_pretrain_run("exp/run", "dump")
+    assert (tmp_path / "exp" / "run" / ENCODER_FILE).is_file()
+    here = encoder_from_run("exp/run")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    moved = encoder_from_run(str(tmp_path / "exp" / "run"))
+    for (name, a), (_, b) in zip(here.state_dict().items(), moved.state_dict().items()):
+        assert torch.equal(a, b), name

@@ -434,7 +434,7 @@ def test_stage3_pretrains_each_config_and_skips_when_done(mini, tmp_path):
     # stages 5-8: LangID, ASR, probes and the report on those runs
     probe_config = tmp_path / "probe.yaml"
     probe_config.write_text(
-        "pretrained: !PLACEHOLDER\nexp_dir: !PLACEHOLDER\nlayer: 1\ndatasets: {train: %s, test: %s}\ntasks:\n"
+        "pretrained: !PLACEHOLDER\nexp_dir: !PLACEHOLDER\nlayer: 1\ncpu_threads: 1\ndatasets: {train: %s, test: %s}\ntasks:\n"
         "  - {name: language, label: utt2lang, protocol: split, train: train, test: test, speaker_independent: true}\n"
         "  - {name: speaker, label: utt2spk, protocol: within_group, data: train, groups: utt2spk, every: 2}\n"
         % (mini.dump / "train", mini.dump / "test"))

@@ -16,6 +16,10 @@ import torch
 from masr.train.checkpoint import list_checkpoints, load_checkpoint
 
 
+#: The self-contained encoder of a finished pretraining run: ``<run_dir>/encoder.pt``.
+ENCODER_FILE = "encoder.pt"
+
+
 def newest_checkpoint(run_dir):
     """The newest finished checkpoint folder of a run; FileNotFoundError naming the run if none."""
     found = list_checkpoints(os.path.join(run_dir, "checkpoints"))
@@ -32,6 +36,11 @@ def unwrap_ssl(model):
 def encoder_from_run(run_dir, checkpoint=None):
     """The SSL encoder of a pretraining run, with the weights of its newest (or the given) checkpoint.
 
+    A finished run holds ``encoder.pt`` (written by ``masr.train.pretrain`` at the end of
+    training, see :func:`save_encoder`): when it belongs to the checkpoint asked for, it is read
+    and nothing else is needed. Otherwise the model is rebuilt from the run's config, whose
+    paths are relative to the folder the run was trained from (the recipe folder).
+
     Arguments
     ---------
     run_dir : str
@@ -46,8 +55,15 @@ def encoder_from_run(run_dir, checkpoint=None):
     """
     from masr.model import ssl_from_run
 
-    model = ssl_from_run(run_dir)
     path = checkpoint or newest_checkpoint(run_dir)
+    exported = os.path.join(run_dir, ENCODER_FILE)
+    if os.path.isfile(exported):
+        saved = torch.load(exported, map_location="cpu", weights_only=False)
+        if saved.get("checkpoint") == os.path.basename(os.path.normpath(path)):
+            model = build_encoder(saved["encoder"])
+            model.load_state_dict(saved["state_dict"])
+            return model.eval()
+    model = ssl_from_run(run_dir)
     state, _ = load_checkpoint(path)
     model.load_state_dict(state["model"])
     return unwrap_ssl(model).eval()
@@ -86,9 +102,11 @@ def load_encoder(path):
     return model.eval()
 
 
-def save_encoder(model, path):
-    """One file holding an encoder's architecture and weights (read by :func:`load_encoder`)."""
+def save_encoder(model, path, checkpoint=None):
+    """One file holding an encoder's architecture and weights (read by :func:`load_encoder`), and
+    the name of the checkpoint folder they come from (``step-N``), if any."""
     from masr.utils.fileio import atomic_open
 
     with atomic_open(path, "wb") as f:
-        torch.save({"encoder": encoder_spec(model), "state_dict": model.state_dict()}, f)
+        torch.save({"encoder": encoder_spec(model), "state_dict": model.state_dict(),
+                    "checkpoint": checkpoint and os.path.basename(os.path.normpath(checkpoint))}, f)

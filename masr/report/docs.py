@@ -25,13 +25,13 @@ VARIANTS = ("continue_bestrq", "continue_lasr", "continue_masr", "continue_masr_
             "continue_masr_phonological", "continue_masr_featural", "continue_masr_genetic", "continue_masr_inventory")
 
 
-def results_tables(results_md, first="## Table 1"):
+def results_tables(results_md, first="## Table 1", last="## Figures"):
     """The tables of a recipe's generated ``RESULTS.md`` (Tables 1-3 and their notes), without its
     header and figures (the figures stay in the git-ignored exp folder)."""
     with open(results_md, encoding="utf-8") as f:
         text = f.read()
     start = text.index(first)
-    end = text.index("## Figures") if "## Figures" in text else len(text)
+    end = text.index(last) if last in text else len(text)
     return text[start:end].strip().replace("## Table", "#### Table")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -185,7 +185,7 @@ def main(argv=None):
                                                       "triplet_mining": mining_bench})
     noss = os.path.join(ROOT, "egs/noss/exp/RESULTS.md")
     if os.path.isfile(noss):
-        fill(os.path.join(ROOT, "egs/noss/README.md"), {"noss_results": results_tables(noss, first="## Table 2")})
+        fill(os.path.join(ROOT, "egs/noss/README.md"), {"noss_results": results_tables(noss, first="## Table 2", last="## Table 3")})
     print("filled README.md, egs/mini/README.md, benchmarks/README.md" + (", egs/noss/README.md" if os.path.isfile(noss) else ""))
     return 0
 

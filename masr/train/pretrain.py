@@ -165,6 +165,15 @@ def save_run_config(config_file, argv, exp_dir):
         yaml.safe_dump(overrides, f, sort_keys=True, allow_unicode=True)
 
 
+def export_encoder(trainer):
+    """``<exp_dir>/encoder.pt``: the SSL encoder of the newest checkpoint in one self-contained file,
+    which downstream stages and ``masr.infer`` read from any folder."""
+    from masr.downstream.pretrained import ENCODER_FILE, newest_checkpoint, save_encoder, unwrap_ssl
+
+    save_encoder(unwrap_ssl(trainer._unwrapped()).cpu(), os.path.join(trainer.exp_dir, ENCODER_FILE),
+                 checkpoint=newest_checkpoint(trainer.exp_dir))
+
+
 def main(argv=None):
     parser = make_parser("Self-supervised pretraining (BEST-RQ, w2v-BERT, ...) from a HyperPyYAML config.")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cuda or cpu")
@@ -182,6 +191,8 @@ def main(argv=None):
     try:
         trainer = build_trainer(config, rank, world, device)
         last = trainer.fit()
+        if rank == 0:
+            export_encoder(trainer)
     finally:
         distributed.cleanup()
     if rank == 0 and last:
