@@ -261,7 +261,7 @@ stage_asr() {
 stage_probe() {
   local model
   for model in $probe_models; do
-    add_job "$model" "python -m masr.downstream.probe $probe_config --pretrained $model_exp/$model --exp_dir $exp/probe/$model --cpu_threads $threads $probe_opts"
+    add_job "$model" "python -m masr.downstream.probe $probe_config --pretrained $model_exp/$model --dump_dir $dump --exp_dir $exp/probe/$model --cpu_threads $threads $probe_opts"
   done
   run_jobs stage7.probe
 }

@@ -434,10 +434,11 @@ def test_stage3_pretrains_each_config_and_skips_when_done(mini, tmp_path):
     # stages 5-8: LangID, ASR, probes and the report on those runs
     probe_config = tmp_path / "probe.yaml"
     probe_config.write_text(
-        "pretrained: !PLACEHOLDER\nexp_dir: !PLACEHOLDER\nlayer: 1\ncpu_threads: 1\ndatasets: {train: %s, test: %s}\ntasks:\n"
+        "pretrained: !PLACEHOLDER\ndump_dir: !PLACEHOLDER\nexp_dir: !PLACEHOLDER\nlayer: 1\ncpu_threads: 1\n"
+        "datasets: {train: !ref <dump_dir>/train, test: !ref <dump_dir>/test}\ntasks:\n"
         "  - {name: language, label: utt2lang, protocol: split, train: train, test: test, speaker_independent: true}\n"
         "  - {name: speaker, label: utt2spk, protocol: within_group, data: train, groups: utt2spk, every: 2}\n"
-        % (mini.dump / "train", mini.dump / "test"))
+        )
     tiny = "--max_steps 2 --checkpoint_every 1 --max_batch_frames 3000"
     args5 = ["--stage", "5", "--data", mini.data, "--dump", mini.dump, "--exp", exp, "--lang2vec-types", "genetic",
              "--langid-seeds", "1 2", "--langid-opts", tiny, "--asr-opts", tiny + " --vocab_size 40",
