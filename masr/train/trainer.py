@@ -233,7 +233,7 @@ class Trainer:
             grad_norm = None
             if self.clip_grad_norm:
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
-            lr = self.optimizer.param_groups[0]["lr"]
+            lr, *group_lrs = [group["lr"] for group in self.optimizer.param_groups]
             self.optimizer.step()
             self.scheduler.step()
             self.step += 1
@@ -245,6 +245,8 @@ class Trainer:
                 total_frames = distributed.all_reduce_mean({"f": frames})["f"] * self.world_size
                 speed = {"frames_per_second": total_frames / elapsed,
                          "audio_seconds_per_second": total_frames * FRAME_SECONDS / elapsed, "lr": lr}
+                for i, group_lr in enumerate(group_lrs, start=1):
+                    speed[f"lr_group{i}"] = group_lr  # e.g. a fine-tuning head's own rate
                 if grad_norm is not None:
                     speed["grad_norm"] = float(grad_norm)
                 last = {**means, **speed}
