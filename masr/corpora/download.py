@@ -421,6 +421,8 @@ def corpus_main(corpus, module, streams, argv=None):
         try:
             folder = module.locate(args.data_root)
         except FileNotFoundError as e:
+            if isinstance(e, ManualDownloadError):
+                raise  # a licensed corpus: its message says where to get it; --download cannot
             if not args.download or args.locate:
                 raise FileNotFoundError(f"{e}\nGet it with --download (fetches {module.URL} into {args.data_root})")
             folder = module.download(args.data_root)
