@@ -34,3 +34,26 @@ def test_init_from_a_checkpoint_of_another_model_is_an_error(tmp_path):
     torch.save({"model": {"something.else": torch.zeros(1)}}, tmp_path / "state.pt")
     with pytest.raises(ValueError, match="none of its parameters belongs to Linear"):
         load_model_weights(torch.nn.Linear(2, 2), str(tmp_path / "state.pt"))
+
+
+def test_weighted_sampling_reads_the_mix_weights(tmp_path):
+    # a pretraining mix (masr.corpora.mix) carries utt2corpus and weights.tsv into the dump dir
+    from masr.corpora.mix import write_weights
+    from masr.data.datadir import read_kaldi_map, write_kaldi_map
+    from masr.ssl.bestrq import BestRQ
+    from masr.train.pretrain import build_trainer
+    from tests.helpers.dumps import make_dump_dir
+
+    dump = make_dump_dir(str(tmp_path / "dump"), num_utts=12, langs=("hrv", "srp"))
+    langs = read_kaldi_map(os.path.join(dump, "utt2lang"))
+    write_kaldi_map(os.path.join(dump, "utt2corpus"), {u: "cv" for u in langs})
+    write_weights(os.path.join(dump, "weights.tsv"), {("cv", "hrv"): 6, ("cv", "srp"): 6},
+                  {("cv", "hrv"): 0.75, ("cv", "srp"): 0.25})
+    config = {"seed": 0, "train_dir": dump, "exp_dir": str(tmp_path / "exp"), "max_batch_frames": 600,
+              "lr": 1e-3, "warmup_steps": 1, "max_steps": 1, "weighted_sampling": True,
+              "model": BestRQ(input_dim=20, d_model=16, num_layers=1, nhead=2, d_ffn=32, kernel_size=3,
+                              codebook_size=8)}
+    sampler = build_trainer(config).sampler
+    utts = sorted(langs)
+    expected = [0.75 / 6 if langs[u] == "hrv" else 0.25 / 6 for u in utts]
+    assert sampler.weights == pytest.approx(expected)

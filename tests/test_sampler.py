@@ -193,3 +193,39 @@ def test_invalid_settings():
     with pytest.raises(ValueError):
         make(lengths=[3, -1])
     assert list(DynamicBucketBatchSampler([], max_batch_frames=10)) == []
+
+
+def test_weighted_sampling_draws_by_weight_and_is_reproducible():
+    lengths = [10] * 40
+    weights = [0.0] * 20 + [1.0] * 10 + [3.0] * 10  # items 0-19 never, 30-39 three times as often as 20-29
+    s = DynamicBucketBatchSampler(lengths, max_batch_frames=50, num_buckets=2, seed=3, weights=weights)
+    counts = [0] * 40
+    for epoch in range(20):
+        s.set_epoch(epoch)
+        for batch in s:
+            for i in batch:
+                counts[i] += 1
+    assert sum(counts) == 20 * 40  # an epoch is len(lengths) draws
+    assert sum(counts[:20]) == 0
+    ratio = sum(counts[30:]) / sum(counts[20:30])
+    assert 2.5 < ratio < 3.6, ratio
+    again = DynamicBucketBatchSampler(lengths, max_batch_frames=50, num_buckets=2, seed=3, weights=weights)
+    assert again.epoch_batches(7) == s.epoch_batches(7)
+
+
+def test_weighted_sampling_resumes_mid_epoch():
+    lengths = list(range(5, 45))
+    weights = [1.0 + (i % 3) for i in range(40)]
+    full = list(DynamicBucketBatchSampler(lengths, 60, num_buckets=3, seed=1, weights=weights))
+    s = DynamicBucketBatchSampler(lengths, 60, num_buckets=3, seed=1, weights=weights)
+    it = iter(s)
+    head = [next(it), next(it)]
+    resumed = DynamicBucketBatchSampler(lengths, 60, num_buckets=3, seed=1, weights=weights)
+    resumed.load_state_dict(s.state_dict())
+    assert head + list(resumed) == full
+
+
+@pytest.mark.parametrize("weights", [[1.0, 2.0], [0.0, 0.0, 0.0], [1.0, -1.0, 1.0]])
+def test_bad_weights_are_refused(weights):
+    with pytest.raises(ValueError, match="weights"):
+        DynamicBucketBatchSampler([3, 4, 5], 20, weights=weights)

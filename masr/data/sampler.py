@@ -13,6 +13,11 @@ the epoch, so every DDP rank computes the same list without communicating):
    a batch of one (with a warning when the sampler is built).
 3. The order of the batches is shuffled with ``random.Random(seed + epoch)``.
 
+Weighted sampling (``weights``, e.g. per corpus and language of a pretraining mix,
+``masr.corpora.mix.utterance_weights``): each epoch first draws ``len(lengths)`` utterances with
+replacement, with probabilities proportional to ``weights`` (same RNG), and batches those; an
+"epoch" is then that many draws, and an utterance may appear more than once or not at all.
+
 Batch *composition* changes from epoch to epoch, not only batch order: batch-hard triplet
 mining (MASR) would otherwise meet the same negatives every epoch. The global RNG is never used.
 
@@ -68,6 +73,8 @@ class DynamicBucketBatchSampler(torch.utils.data.Sampler):
         the same ones every epoch).
     max_batch_size : int or None
         Also bound the number of utterances per batch.
+    weights : list of float or None
+        Sampling weight of each item (see the module docstring); None: every item once per epoch.
 
     Example
     -------
@@ -89,8 +96,14 @@ class DynamicBucketBatchSampler(torch.utils.data.Sampler):
     """
 
     def __init__(self, lengths, max_batch_frames, num_buckets=10, shuffle=True, seed=0, rank=0,
-                 world_size=1, drop_last=False, max_batch_size=None):
+                 world_size=1, drop_last=False, max_batch_size=None, weights=None):
         self.lengths = [int(n) for n in lengths]
+        if weights is not None:
+            weights = [float(w) for w in weights]
+            if len(weights) != len(self.lengths) or min(weights, default=0) < 0 or not sum(weights) > 0:
+                raise ValueError("DynamicBucketBatchSampler: weights must be one non-negative number per item, "
+                                 "not all 0")
+        self.weights = weights
         if any(n < 0 for n in self.lengths):
             raise ValueError("DynamicBucketBatchSampler: negative length")
         if max_batch_frames <= 0:
@@ -146,9 +159,13 @@ class DynamicBucketBatchSampler(torch.utils.data.Sampler):
             Batches of dataset indices, in iteration order.
         """
         rng = random.Random(self.seed + epoch)
+        if self.weights is None:
+            drawn = range(len(self.lengths))
+        else:
+            drawn = rng.choices(range(len(self.lengths)), weights=self.weights, k=len(self.lengths))
         buckets = {}
-        for index, bucket in enumerate(self._bucket_of):
-            buckets.setdefault(bucket, []).append(index)
+        for index in drawn:
+            buckets.setdefault(self._bucket_of[index], []).append(index)
         batches = []
         for bucket in sorted(buckets):
             indices = buckets[bucket]

@@ -119,7 +119,7 @@ def extract_features(data_dir, out_dir, config, nj=1):
         num_frames.update(job_frames)
         stats.merge(job_stats)
     for name in os.listdir(data.path):
-        if name in ("wav.scp", "spk2utt", "text") or name.startswith("utt2"):
+        if name in ("wav.scp", "spk2utt", "text", "weights.tsv") or name.startswith("utt2"):
             shutil.copyfile(data.file(name), os.path.join(out_dir, name))
     write_kaldi_map(os.path.join(out_dir, "utt2num_frames"), num_frames)
     stats.save(os.path.join(out_dir, "cmvn.ark"))

@@ -10,7 +10,9 @@ Every key of the config can be overridden on the command line (``--max_steps 200
 names the model (``model: !new:masr.ssl.bestrq.BestRQ``) and the optimisation settings; see
 ``egs/mini/conf/pretrain_bestrq.yaml`` for the keys. ``init_from`` starts from another run's
 checkpoint (the paper continues MASR from a BEST-RQ checkpoint). Running the same command again
-resumes from the newest checkpoint in ``exp_dir``.
+resumes from the newest checkpoint in ``exp_dir``. ``weighted_sampling: true`` draws the training
+utterances with the per corpus/language weights of a pretraining mix (``weights.tsv`` of
+``masr.corpora.mix``) instead of once each per epoch.
 """
 
 import os
@@ -86,9 +88,16 @@ def build_trainer(config, rank=0, world_size=1, device=None):
     seed_everything(config["seed"] + rank)
     model = config["model"]
     dataset = FeatsDataset(config["train_dir"], streams=metadata_streams(model), max_frames=config.get("max_frames"))
+    weights = None
+    if config.get("weighted_sampling", False):
+        # a pretraining mix (masr.corpora.mix): draw corpora/languages with the weights of weights.tsv
+        from masr.corpora.mix import utterance_weights
+
+        by_utt = utterance_weights(config["train_dir"])
+        weights = [by_utt[utt] for utt in dataset.utt_ids]
     sampler = DynamicBucketBatchSampler(
         dataset.num_frames, config["max_batch_frames"], num_buckets=config.get("num_buckets", 10),
-        seed=config["seed"], rank=rank, world_size=world_size, drop_last=False,
+        seed=config["seed"], rank=rank, world_size=world_size, drop_last=False, weights=weights,
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"], betas=tuple(config.get("betas", (0.9, 0.98))),
                                   weight_decay=config.get("weight_decay", 0.01))
