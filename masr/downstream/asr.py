@@ -60,7 +60,7 @@ from masr.metrics import edit_distance, wer
 from masr.nnet.conformer import Conv2dSubsampling
 from masr.train import distributed
 from masr.train.checkpoint import list_checkpoints
-from masr.train.pretrain import save_run_config, seed_everything
+from masr.train.pretrain import RunConfigMismatch, seed_everything, start_run
 from masr.utils.config import make_parser, parse_arguments
 from masr.utils.fileio import atomic_open
 
@@ -840,12 +840,11 @@ def main(argv=None):
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cuda or cpu")
     args, config = parse_arguments(parser, argv)
     check_config(config)
-    device_type = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    if device_type == "cpu":
-        torch.set_num_threads(config.get("cpu_threads", torch.get_num_threads()))
-    rank, world, device = distributed.init(device_type)
-    if rank == 0:
-        save_run_config(args.config, argv if argv is not None else sys.argv[1:], config["exp_dir"])
+    try:
+        rank, world, device = start_run(args, config, argv)
+    except RunConfigMismatch as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     try:
         results = run(config, rank, world, device)
     finally:

@@ -37,7 +37,7 @@ from masr.data.dataset import FeatsDataset
 from masr.downstream import finetune
 from masr.metrics import accuracy, confusion_matrix, langid_eer, macro_f1
 from masr.train import distributed
-from masr.train.pretrain import save_run_config, seed_everything
+from masr.train.pretrain import RunConfigMismatch, seed_everything, start_run
 from masr.utils.config import make_parser, parse_arguments
 from masr.utils.fileio import atomic_open
 
@@ -232,12 +232,11 @@ def main(argv=None):
     parser = make_parser("Fine-tune a pretrained encoder for spoken language identification.")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cuda or cpu")
     args, config = parse_arguments(parser, argv)
-    device_type = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    if device_type == "cpu":
-        torch.set_num_threads(config.get("cpu_threads", torch.get_num_threads()))
-    rank, world, device = distributed.init(device_type)
-    if rank == 0:
-        save_run_config(args.config, argv if argv is not None else sys.argv[1:], config["exp_dir"])
+    try:
+        rank, world, device = start_run(args, config, argv)
+    except RunConfigMismatch as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     try:
         results = run(config, rank, world, device)
     finally:

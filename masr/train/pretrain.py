@@ -174,6 +174,24 @@ def save_run_config(config_file, argv, exp_dir):
         yaml.safe_dump(overrides, f, sort_keys=True, allow_unicode=True)
 
 
+def start_run(args, config, argv=None):
+    """What every training entry point (pretraining, LangID, ASR) does first: pick the device
+    (``--device auto``: CUDA if available), set the CPU threads (``cpu_threads``), join the DDP
+    group, and (rank 0) keep the config with the run (:func:`save_run_config`, which raises
+    :class:`RunConfigMismatch`). Returns (rank, world size, device)."""
+    device_type = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    if device_type == "cpu":
+        torch.set_num_threads(config.get("cpu_threads", torch.get_num_threads()))
+    rank, world, device = distributed.init(device_type)
+    if rank == 0:
+        try:
+            save_run_config(args.config, argv if argv is not None else sys.argv[1:], config["exp_dir"])
+        except RunConfigMismatch:
+            distributed.cleanup()
+            raise
+    return rank, world, device
+
+
 def export_encoder(trainer):
     """``<exp_dir>/encoder.pt``: the SSL encoder of the newest checkpoint in one self-contained file,
     which downstream stages and ``masr.infer`` read from any folder."""
@@ -187,16 +205,11 @@ def main(argv=None):
     parser = make_parser("Self-supervised pretraining (BEST-RQ, w2v-BERT, ...) from a HyperPyYAML config.")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cuda or cpu")
     args, config = parse_arguments(parser, argv)
-    device_type = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    if device_type == "cpu":
-        torch.set_num_threads(config.get("cpu_threads", torch.get_num_threads()))
-    rank, world, device = distributed.init(device_type)
-    if rank == 0:
-        try:
-            save_run_config(args.config, argv if argv is not None else sys.argv[1:], config["exp_dir"])
-        except RunConfigMismatch as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+    try:
+        rank, world, device = start_run(args, config, argv)
+    except RunConfigMismatch as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     try:
         trainer = build_trainer(config, rank, world, device)
         last = trainer.fit()
