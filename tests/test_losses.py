@@ -8,6 +8,7 @@ import torch
 import torch.multiprocessing as mp
 
 from masr.losses import gather_for_mining, hard_triplet_loss
+from masr.train import distributed
 
 
 # ---------------------------------------------------------------- reference (straight from the equations)
@@ -255,7 +256,7 @@ def _ddp_worker(rank, world, port, q_global, labels_global, meta_global, out_dir
                         meta_all=meta_all, anchors=anchors, info=info, meta_none=none is None,
                         loss_h=loss_h.detach(), grad_h=h.grad), os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
-        dist.destroy_process_group()
+        distributed.cleanup()  # barrier, then destroy: no rank tears down mid-transfer
 
 
 def test_ddp_gather_matches_single_process(tmp_path):

@@ -47,5 +47,9 @@ def all_reduce_mean(values):
 
 
 def cleanup():
+    """Leave the process group. The barrier first makes every rank finish its last collective
+    (gloo aborts a process whose peer tears down mid-transfer: "terminate called without an
+    active exception")."""
     if is_distributed():
+        dist.barrier()
         dist.destroy_process_group()
