@@ -20,6 +20,7 @@ splits="train dev test" # data dirs stage 1 must produce
 local_data=local/prepare_data.sh   # the corpus's data preparation script (stage 1)
 local_data_opts=        # extra options for it, e.g. "--corpus-config conf/corpus.yaml"
 fbank_config=conf/fbank.yaml       # stage 2 config
+shard_utts=0            # stage 2: N > 0 writes features in shuffled shards of N utterances (multi-node DDP)
 validate_opts=          # e.g. "--no-audio" for huge corpora
 pretrain_configs=conf/pretrain_bestrq.yaml   # stage 3: one SSL run per config (exp/<config name>)
 pretrain_set=pretrain   # dump dir the SSL models train on
@@ -52,6 +53,8 @@ print_help() { echo "Usage: $0 [options]
 Stages:
   1  data       corpus preparation ($local_data), data-dir validation, <exp>/data_stats.tsv
   2  features   80-dim log-mel filterbanks -> <dump>/<split>/feats.scp, utt2num_frames, cmvn.ark
+                (--shard-utts N: in shards of N random utterances + shards.tsv; configs with
+                'sharded: true' then give each DDP rank its own shards)
   3  pretrain   SSL pretraining (BEST-RQ) of each of --pretrain-configs -> <exp>/<config name>/
   4  masr       continued pretraining from <exp>/<baseline>: BEST-RQ, +LASR, +MASR, +GeoMASR,
                 +TextMASR (--masr-configs) -> <exp>/<config name>/
@@ -73,6 +76,7 @@ Options:
   --splits \"A B ...\"    data dirs stage 1 produces (default: $splits)
   --local-data-opts S   extra options for $local_data (default: '$local_data_opts')
   --fbank-config FILE   filterbank config for stage 2 (default: $fbank_config)
+  --shard-utts N        stage 2 writes shards of N random utterances, 0: one ark per job (default: $shard_utts)
   --validate-opts S     options for tools/validate_data_dir.sh (default: '$validate_opts')
   --pretrain-configs \"A.yaml B.yaml\"  stage 3 configs (default: $pretrain_configs)
   --pretrain-set S --valid-set S      dump dirs to train / validate on (default: $pretrain_set $valid_set)
@@ -94,7 +98,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck disable=SC1091
 . "$root/tools/parse_options.sh"
 if [ $# -gt 0 ]; then echo "$0: unexpected argument '$1' (see --help)" >&2; exit 2; fi
-for v in stage stop_stage nj; do
+for v in stage stop_stage nj shard_utts; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "$0: --${v//_/-} must be a non-negative integer, got '${!v}'" >&2; exit 2; }
 done
 case "$force" in true|false) ;; *) echo "$0: --force must be true or false, got '$force'" >&2; exit 2 ;; esac
@@ -183,7 +187,8 @@ stage_data() {
 stage_features() {
   local split
   for split in $splits; do
-    python -m masr.features.extract "$fbank_config" --data "$data/$split" --out "$dump/$split" --nj "$nj"
+    python -m masr.features.extract "$fbank_config" --data "$data/$split" --out "$dump/$split" --nj "$nj" \
+      --shard-utts "$shard_utts"
     # shellcheck disable=SC2086
     "$root/tools/validate_data_dir.sh" --no-audio --no-lang "$dump/$split"
   done
@@ -271,7 +276,7 @@ stage_report() {
 }
 
 run_stage 1 data "$(signature "$local_data" "$local_data_opts" "$splits" "$data")" stage_data
-run_stage 2 features "$(signature "$fbank_config" "$splits" "$data" "$dump" "$exp/stamps/stage1.data.done")" stage_features
+run_stage 2 features "$(signature "$fbank_config" "$shard_utts" "$splits" "$data" "$dump" "$exp/stamps/stage1.data.done")" stage_features
 [ -n "$pretrain_configs" ] &&
 run_stage 3 pretrain "$(signature $pretrain_configs "$pretrain_opts" "$pretrain_set" "$valid_set" "$launcher" "$exp/stamps/stage2.features.done")" stage_pretrain
 [ -n "$masr_configs$lang2vec_types" ] &&

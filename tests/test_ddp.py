@@ -54,3 +54,37 @@ def test_two_gloo_processes(tmp_path):
     init = config(dump, str(tmp_path / "x"))["model"].state_dict()
     assert not torch.equal(a["head.weight"], init["head.weight"])  # and they did train
     assert (tmp_path / "exp" / "checkpoints" / "step-00000004" / "rng.rank1.pt").exists()
+
+
+def _sharded_worker(rank, world, port, dump, exp_dir, out_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    rank, world, device = distributed.init("cpu")
+    trainer = build_trainer(config(dump, exp_dir, max_steps=6, grad_accum=1, sharded=True), rank, world, device)
+    seen, step_fn = [], trainer.step_fn
+
+    def recording_step(model, batch):
+        seen.append([trainer.epoch, batch["utt"]])
+        return step_fn(model, batch)
+
+    trainer.step_fn = recording_step
+    trainer.fit()
+    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
+        json.dump(seen, f)
+    distributed.cleanup()
+
+
+def test_sharded_ranks_read_only_their_own_shards(tmp_path):
+    from masr.data.datadir import read_kaldi_map
+
+    dump = make_dump_dir(str(tmp_path / "dump"), num_utts=32, shard_utts=4)   # 8 shards
+    mp.spawn(_sharded_worker, args=(2, _free_port(), dump, str(tmp_path / "exp"), str(tmp_path)), nprocs=2,
+             join=True)
+    seen = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert len(seen[0]) == len(seen[1]) == 6
+    ark_of = {u: e.rsplit(":", 1)[0] for u, e in read_kaldi_map(f"{dump}/feats.scp").items()}
+    epochs = {epoch for s in seen for epoch, _ in s}
+    for epoch in epochs:
+        arks = [{ark_of[u] for e, utts in s if e == epoch for u in utts} for s in seen]
+        assert arks[0] and arks[1] and not arks[0] & arks[1], epoch   # no ark read by both ranks

@@ -460,3 +460,23 @@ def test_stage3_pretrains_each_config_and_skips_when_done(mini, tmp_path):
     assert (exp / "figures" / "fig4_confusion.png").is_file()
     again = run_mini(args5)
     assert "stage 5 (langid): already done" in again.stdout and "stage 8 (report): already done" in again.stdout
+
+
+def test_sharded_features_and_two_process_torchrun_pretraining(mini, tmp_path):
+    # --shard-utts: stage 2 writes shuffled shards; 'sharded: true' gives each torchrun rank its own
+    dump, exp = tmp_path / "dump_sharded", tmp_path / "exp_sharded"
+    conf = tmp_path / "pretrain_sharded.yaml"
+    conf.write_text((MINI / "conf" / "pretrain_bestrq.yaml").read_text() + "\nsharded: true\n")
+    args = ["--stage", "2", "--stop-stage", "3", "--data", mini.data, "--dump", dump, "--exp", exp,
+            "--shard-utts", "2", "--pretrain-set", "train", "--launcher", "torchrun --standalone --nproc_per_node=2",
+            "--pretrain-configs", conf,
+            "--pretrain-opts", "--max_steps 2 --log_every 1 --checkpoint_every 2 --valid_every 0 "
+            "--max_batch_frames 3000 --model.d_model 32 --model.num_layers 1 --model.nhead 2 --model.d_ffn 64"]
+    r = run_mini(args, timeout=300)
+    assert r.returncode == 0, output(r)
+    for split in SPLITS:
+        index = (dump / split / "shards.tsv").read_text().splitlines()
+        assert len(index) - 1 == -(-EXPECTED_UTTS[split] // 2), split   # ceil(utterances / 2) shards
+    log = (exp / "pretrain_sharded" / "train_log.txt").read_text()
+    assert "step 2 | epoch" in log
+    assert (exp / "pretrain_sharded" / "checkpoints" / "step-00000002" / "rng.rank1.pt").is_file()

@@ -47,6 +47,8 @@ class FeatsDataset(torch.utils.data.Dataset):
         The kept utterances, sorted.
     num_frames : list of int
         Frames of each kept utterance, aligned with ``utt_ids`` (from ``utt2num_frames``).
+    entries : list of str
+        The ``feats.scp`` entry (``ark:offset``) of each kept utterance.
     num_dropped : int
         Utterances removed by ``max_frames`` / ``min_frames``.
 
@@ -106,7 +108,7 @@ class FeatsDataset(torch.utils.data.Dataset):
                         self.num_dropped, len(scp), min_frames, max_frames)
         self.utt_ids = utt_ids
         self.num_frames = num_frames
-        self._entries = [scp[utt] for utt in utt_ids]
+        self.entries = [scp[utt] for utt in utt_ids]
 
         self._stream_values = {}
         for name in self.streams:
@@ -128,7 +130,7 @@ class FeatsDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         """dict(utt=str, feats=FloatTensor (T, F), <stream>=str for each stream)."""
-        utt, entry = self.utt_ids[i], self._entries[i]
+        utt, entry = self.utt_ids[i], self.entries[i]
         where = f"{self.dump_dir}/feats.scp: utterance '{utt}'"
         try:
             mat = kaldiio.load_mat(entry)

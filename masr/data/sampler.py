@@ -163,8 +163,28 @@ class DynamicBucketBatchSampler(torch.utils.data.Sampler):
             drawn = range(len(self.lengths))
         else:
             drawn = rng.choices(range(len(self.lengths)), weights=self.weights, k=len(self.lengths))
+        batches = self.make_batches(drawn, rng)
+        if self.shuffle:
+            rng.shuffle(batches)
+        return batches
+
+    def make_batches(self, indices, rng):
+        """Cut items into batches within length buckets (steps 1-2 of the module docstring).
+
+        Arguments
+        ---------
+        indices : iterable of int
+            The items to batch (an item may repeat, e.g. after weighted draws).
+        rng : random.Random
+            Shuffles each bucket (when ``shuffle``); the batch order is left to the caller.
+
+        Returns
+        -------
+        list of list of int
+            Batches, bucket after bucket.
+        """
         buckets = {}
-        for index in drawn:
+        for index in indices:
             buckets.setdefault(self._bucket_of[index], []).append(index)
         batches = []
         for bucket in sorted(buckets):
@@ -191,8 +211,6 @@ class DynamicBucketBatchSampler(torch.utils.data.Sampler):
                 longest = new_longest
             if batch and not (self.drop_last and not self._full(len(batch), longest)):
                 batches.append(batch)
-        if self.shuffle:
-            rng.shuffle(batches)
         return batches
 
     def _rank_batches(self):

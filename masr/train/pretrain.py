@@ -12,7 +12,9 @@ names the model (``model: !new:masr.ssl.bestrq.BestRQ``) and the optimisation se
 checkpoint (the paper continues MASR from a BEST-RQ checkpoint). Running the same command again
 resumes from the newest checkpoint in ``exp_dir``. ``weighted_sampling: true`` draws the training
 utterances with the per corpus/language weights of a pretraining mix (``weights.tsv`` of
-``masr.corpora.mix``) instead of once each per epoch.
+``masr.corpora.mix``) instead of once each per epoch. ``sharded: true`` (features extracted with
+``--shard-utts N``) makes each DDP rank read only its own shards of the features
+(``masr.data.shards``): for multi-node jobs on large corpora.
 """
 
 import os
@@ -24,6 +26,7 @@ import torch
 
 from masr.data.dataset import FeatsDataset, collate_feats
 from masr.data.sampler import DynamicBucketBatchSampler
+from masr.data.shards import ShardedBatchSampler, shard_of_items
 from masr.train import distributed
 from masr.train.schedule import WarmupDecay
 from masr.train.trainer import Trainer
@@ -95,10 +98,14 @@ def build_trainer(config, rank=0, world_size=1, device=None):
 
         by_utt = utterance_weights(config["train_dir"])
         weights = [by_utt[utt] for utt in dataset.utt_ids]
-    sampler = DynamicBucketBatchSampler(
-        dataset.num_frames, config["max_batch_frames"], num_buckets=config.get("num_buckets", 10),
-        seed=config["seed"], rank=rank, world_size=world_size, drop_last=False, weights=weights,
-    )
+    batching = dict(num_buckets=config.get("num_buckets", 10), seed=config["seed"], rank=rank,
+                    world_size=world_size, drop_last=False, weights=weights)
+    if config.get("sharded", False):
+        # each rank reads only its own shards of the features (masr.data.shards)
+        sampler = ShardedBatchSampler(shard_of_items(dataset), dataset.num_frames, config["max_batch_frames"],
+                                      **batching)
+    else:
+        sampler = DynamicBucketBatchSampler(dataset.num_frames, config["max_batch_frames"], **batching)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"], betas=tuple(config.get("betas", (0.9, 0.98))),
                                   weight_decay=config.get("weight_decay", 0.01))
     scheduler = WarmupDecay(optimizer, config["warmup_steps"], config["max_steps"],
