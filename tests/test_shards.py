@@ -32,11 +32,11 @@ def test_make_shards_is_a_seeded_partition():
         make_shards(utts, 0)
 
 
-@pytest.mark.parametrize("world", [1, 2, 3])
-def test_ranks_read_disjoint_shards_and_run_the_same_number_of_batches(world):
+@pytest.mark.parametrize("world,buffer", [(1, 1), (2, 1), (3, 1), (2, 2), (3, 4)])
+def test_ranks_read_disjoint_shards_and_run_the_same_number_of_batches(world, buffer):
     shard_of, lengths = toy()
     for epoch in range(3):
-        ranks = [sampler(shard_of, lengths, r, world) for r in range(world)]
+        ranks = [sampler(shard_of, lengths, r, world, shard_buffer=buffer) for r in range(world)]
         for s in ranks:
             s.set_epoch(epoch)
         batches = [list(s) for s in ranks]
@@ -45,9 +45,12 @@ def test_ranks_read_disjoint_shards_and_run_the_same_number_of_batches(world):
         for r in range(world):
             for q in range(r + 1, world):
                 assert not shards[r] & shards[q], (epoch, r, q)
-        for b in batches:
+        for r, b in enumerate(batches):
+            groups = ranks[r].shards_of_rank(epoch, r)
+            groups = [set(groups[k:k + buffer]) for k in range(0, len(groups), buffer)]
             for batch in b:
-                assert len({shard_of[i] for i in batch}) == 1   # a batch never spans two shards
+                # a batch never spans two groups of shard_buffer shards
+                assert any({shard_of[i] for i in batch} <= group for group in groups)
                 assert len(batch) * max(lengths[i] for i in batch) <= 300
         # 7 shards: each rank gets 7 // world of them; 7 % world left out of this epoch
         assert sum(len(s) for s in shards) == (7 // world) * world
@@ -60,6 +63,14 @@ def test_one_rank_sees_every_item_once_per_epoch_and_batches_change_between_epoc
     assert sorted(i for b in first for i in b) == list(range(len(lengths)))
     assert sorted(i for b in second for i in b) == list(range(len(lengths)))
     assert first != second
+
+
+def test_a_larger_shard_buffer_leaves_fewer_part_filled_batches():
+    shard_of, lengths = toy(num_shards=8, per_shard=12)
+    counts = [len(sampler(shard_of, lengths, shard_buffer=b)) for b in (1, 4, 8)]
+    assert counts[0] > counts[1] > counts[2]
+    assert all(sum(len(batch) for batch in sampler(shard_of, lengths, shard_buffer=b)) == len(lengths)
+               for b in (1, 4, 8))
 
 
 def test_shard_assignment_changes_between_epochs():

@@ -14,8 +14,10 @@ instead:
 Everything else of the dump dir is unchanged (``feats.scp`` points into the shards), so any
 reader of a dump dir still works. :class:`ShardedBatchSampler` then deals *shards*, not batches,
 to ranks: in every epoch the shard order is shuffled (seeded, identical on every rank) and rank
-``r`` of ``W`` takes shards ``r, r + W, ...``; its batches are made within its shards only, shard
-after shard. Over an epoch, no feature file is read by two ranks. (Each rank still reads the
+``r`` of ``W`` takes shards ``r, r + W, ...``; its batches are made within its shards only, a
+group of ``shard_buffer`` shards after another (batching over several shards at once gives
+fuller length buckets, hence fewer part-filled batches; ``benchmarks/feature_reading.py``
+measures it). Over an epoch, no feature file is read by two ranks. (Each rank still reads the
 small text index, ``feats.scp`` and ``utt2num_frames``, as Lhotse's Shar readers read their
 manifests.)
 
@@ -135,8 +137,8 @@ class ShardedBatchSampler(DynamicBucketBatchSampler):
     Same interface as :class:`~masr.data.sampler.DynamicBucketBatchSampler` (``set_epoch``,
     ``state_dict``/``load_state_dict``, ``len``: batches of this rank in an epoch, equal on every
     rank), and the same batching (global length buckets, ``max_batch_frames``, windows sorted by
-    length) applied to one shard at a time. With ``weights`` each shard's items are drawn with
-    replacement by weight, as many as the shard holds.
+    length) applied to ``shard_buffer`` shards at a time. With ``weights`` each shard's items are
+    drawn with replacement by weight, as many as the shard holds.
 
     Arguments
     ---------
@@ -144,12 +146,14 @@ class ShardedBatchSampler(DynamicBucketBatchSampler):
         Shard of each item (e.g. :func:`shard_of_items`).
     lengths, max_batch_frames, num_buckets, seed, rank, world_size, drop_last, max_batch_size, weights
         As for ``DynamicBucketBatchSampler``.
+    shard_buffer : int
+        Shards whose utterances are batched together (read during the same stretch of the epoch).
 
     Example
     -------
     >>> shard_of = [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
     >>> lengths = [5] * 12
-    >>> ranks = [ShardedBatchSampler(shard_of, lengths, 10, num_buckets=1, rank=r, world_size=2)
+    >>> ranks = [ShardedBatchSampler(shard_of, lengths, 10, num_buckets=1, rank=r, world_size=2, shard_buffer=1)
     ...          for r in range(2)]
     >>> seen = [{shard_of[i] for batch in s for i in batch} for s in ranks]
     >>> sorted(seen[0] | seen[1]), seen[0] & seen[1]   # every shard used, by one rank only
@@ -159,11 +163,14 @@ class ShardedBatchSampler(DynamicBucketBatchSampler):
     """
 
     def __init__(self, shard_of, lengths, max_batch_frames, num_buckets=10, seed=0, rank=0, world_size=1,
-                 drop_last=False, max_batch_size=None, weights=None):
+                 drop_last=False, max_batch_size=None, weights=None, shard_buffer=4):
         super().__init__(lengths, max_batch_frames, num_buckets=num_buckets, shuffle=True, seed=seed, rank=rank,
                          world_size=world_size, drop_last=drop_last, max_batch_size=max_batch_size, weights=weights)
         if len(shard_of) != len(self.lengths):
             raise ValueError(f"ShardedBatchSampler: {len(shard_of)} shard ids for {len(self.lengths)} items")
+        if shard_buffer < 1:
+            raise ValueError(f"ShardedBatchSampler: shard_buffer must be >= 1, got {shard_buffer}")
+        self.shard_buffer = int(shard_buffer)
         self.items_of_shard = {}
         for index, shard in enumerate(shard_of):
             self.items_of_shard.setdefault(int(shard), []).append(index)
@@ -182,13 +189,16 @@ class ShardedBatchSampler(DynamicBucketBatchSampler):
         per_rank = len(order) // self.world_size
         return order[rank: per_rank * self.world_size: self.world_size]
 
-    def shard_batches(self, epoch, shard):
-        """The batches of one shard in one epoch (a pure function of seed, epoch and shard)."""
-        rng = random.Random(f"{self.seed}:{epoch}:{shard}")
-        items = self.items_of_shard[shard]
-        if self.weights is not None:
-            shard_weights = [self.weights[i] for i in items]
-            items = rng.choices(items, weights=shard_weights, k=len(items)) if sum(shard_weights) > 0 else []
+    def group_batches(self, epoch, shards):
+        """The batches of a group of shards in one epoch (a pure function of seed, epoch and shards)."""
+        rng = random.Random(f"{self.seed}:{epoch}:{','.join(map(str, shards))}")
+        items = []
+        for shard in shards:
+            in_shard = self.items_of_shard[shard]
+            if self.weights is not None:
+                shard_weights = [self.weights[i] for i in in_shard]
+                in_shard = rng.choices(in_shard, weights=shard_weights, k=len(in_shard)) if sum(shard_weights) > 0 else []
+            items.extend(in_shard)
         batches = self.make_batches(items, rng)
         rng.shuffle(batches)
         return batches
@@ -198,7 +208,9 @@ class ShardedBatchSampler(DynamicBucketBatchSampler):
 
     def rank_batches(self, epoch, rank):
         """All batches of ``rank`` in ``epoch``, before the cut to the smallest rank's count."""
-        return [batch for shard in self.shards_of_rank(epoch, rank) for batch in self.shard_batches(epoch, shard)]
+        shards = self.shards_of_rank(epoch, rank)
+        groups = [shards[k:k + self.shard_buffer] for k in range(0, len(shards), self.shard_buffer)]
+        return [batch for group in groups for batch in self.group_batches(epoch, group)]
 
     def _rank_batches(self):
         if self._cache[0] != self.epoch:

@@ -181,8 +181,11 @@ def main(argv=None):
                                                     "languages": language_table(rows)})
     with open(os.path.join(ROOT, "benchmarks/results/triplet_mining.md"), encoding="utf-8") as f:
         mining_bench = f.read()
+    with open(os.path.join(ROOT, "benchmarks/results/feature_reading.md"), encoding="utf-8") as f:
+        reading_bench = f.read()
     fill(os.path.join(ROOT, "benchmarks/README.md"), {"data_pipeline": bench, "pretrain_step": pretrain_bench,
-                                                      "triplet_mining": mining_bench})
+                                                      "triplet_mining": mining_bench,
+                                                      "feature_reading": reading_bench})
     noss = os.path.join(ROOT, "egs/noss/exp/RESULTS.md")
     if os.path.isfile(noss):
         fill(os.path.join(ROOT, "egs/noss/README.md"), {"noss_results": results_tables(noss, first="## Table 2", last="## Table 3")})

@@ -14,7 +14,8 @@ resumes from the newest checkpoint in ``exp_dir``. ``weighted_sampling: true`` d
 utterances with the per corpus/language weights of a pretraining mix (``weights.tsv`` of
 ``masr.corpora.mix``) instead of once each per epoch. ``sharded: true`` (features extracted with
 ``--shard-utts N``) makes each DDP rank read only its own shards of the features
-(``masr.data.shards``): for multi-node jobs on large corpora.
+(``masr.data.shards``; ``shard_buffer``: shards batched together, default 4): for multi-node
+jobs on large corpora.
 """
 
 import os
@@ -103,7 +104,7 @@ def build_trainer(config, rank=0, world_size=1, device=None):
     if config.get("sharded", False):
         # each rank reads only its own shards of the features (masr.data.shards)
         sampler = ShardedBatchSampler(shard_of_items(dataset), dataset.num_frames, config["max_batch_frames"],
-                                      **batching)
+                                      shard_buffer=config.get("shard_buffer", 4), **batching)
     else:
         sampler = DynamicBucketBatchSampler(dataset.num_frames, config["max_batch_frames"], **batching)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"], betas=tuple(config.get("betas", (0.9, 0.98))),
