@@ -29,6 +29,7 @@ pretrain_opts=          # extra overrides for every pretraining run, e.g. "--max
 launcher=python         # or "torchrun --nproc_per_node=4" for DDP
 masr_configs="conf/continue_bestrq.yaml conf/continue_lasr.yaml conf/continue_masr.yaml conf/continue_geomasr.yaml conf/continue_textmasr.yaml"
 baseline=pretrain_bestrq   # stage 4 continues from <exp>/<baseline>'s newest checkpoint
+baseline_step=          # ... or from its checkpoint of this step (the paper: 1000000; keep it with keep_steps)
 masr_opts=              # extra overrides for every stage-4 run
 lang2vec_config=conf/continue_masr.yaml   # stage 4 also runs it once per --lang2vec-types entry
 lang2vec_types=         # e.g. "geographic genetic": exp/continue_masr_<type> (paper Fig. 2)
@@ -84,6 +85,7 @@ Options:
   --launcher CMD        python, or e.g. \"torchrun --nproc_per_node=2\" (default: $launcher)
   --masr-configs \"A.yaml ...\"  stage 4 configs (default: $masr_configs)
   --baseline NAME       stage 4 starts from <exp>/NAME (default: $baseline)
+  --baseline-step N     ... from its step-N checkpoint instead of the newest (default: newest)
   --masr-opts S         overrides for every stage-4 run (default: '$masr_opts')
   --lang2vec-config F --lang2vec-types \"T ...\"  one more stage-4 run per URIEL type (default: '$lang2vec_types')
   --model-exp DIR       where stages 5-7 find pretrained runs (default: the --exp folder)
@@ -102,6 +104,8 @@ for v in stage stop_stage nj shard_utts; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "$0: --${v//_/-} must be a non-negative integer, got '${!v}'" >&2; exit 2; }
 done
 case "$force" in true|false) ;; *) echo "$0: --force must be true or false, got '$force'" >&2; exit 2 ;; esac
+[[ -z "$baseline_step" || "$baseline_step" =~ ^[0-9]+$ ]] ||
+  { echo "$0: --baseline-step must be a step number, got '$baseline_step'" >&2; exit 2; }
 # shellcheck disable=SC1091
 . "$root/tools/env.sh"
 
@@ -204,15 +208,25 @@ stage_pretrain() {
   done
 }
 
-# The newest finished checkpoint of the baseline run (empty if none).
+# The baseline run's checkpoint stage 4 starts from: step --baseline-step, or the newest (empty if none).
 baseline_checkpoint() {
+  if [ -n "$baseline_step" ]; then
+    local ckpt
+    ckpt="$exp/$baseline/checkpoints/$(printf 'step-%08d' "$((10#$baseline_step))")"
+    [ -f "$ckpt/state.pt" ] && echo "$ckpt"
+    return 0
+  fi
   find "$exp/$baseline/checkpoints" -maxdepth 1 -name 'step-*' ! -name '*.tmp' 2>/dev/null | sort | tail -n 1
 }
 
 stage_masr() {
   local conf tag ckpt
   ckpt="$(baseline_checkpoint)"
-  if [ -z "$ckpt" ]; then
+  if [ -z "$ckpt" ] && [ -n "$baseline_step" ]; then
+    echo "stage 4: no checkpoint of step $baseline_step in $exp/$baseline/checkpoints (--baseline-step):" \
+         "list that step in the baseline config's keep_steps so that it is saved and never deleted" >&2
+    return 1
+  elif [ -z "$ckpt" ]; then
     echo "stage 4: no checkpoint in $exp/$baseline/checkpoints: stage 3 must train '$baseline'" \
          "(is conf/$baseline.yaml among --pretrain-configs? otherwise set --baseline)" >&2
     return 1

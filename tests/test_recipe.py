@@ -480,3 +480,25 @@ def test_sharded_features_and_two_process_torchrun_pretraining(mini, tmp_path):
     log = (exp / "pretrain_sharded" / "train_log.txt").read_text()
     assert "step 2 | epoch" in log
     assert (exp / "pretrain_sharded" / "checkpoints" / "step-00000002" / "rng.rank1.pt").is_file()
+
+
+def test_stage4_continues_from_a_kept_checkpoint_of_a_chosen_step(mini, tmp_path):
+    # the paper: MASR continues from BEST-RQ's 1M-step checkpoint while the baseline trains to 1.25M
+    exp = tmp_path / "exp"
+    conf = tmp_path / "pretrain_keep.yaml"
+    conf.write_text((MINI / "conf" / "pretrain_bestrq.yaml").read_text() + "\nkeep_steps: [2]\n")
+    tiny = "--max_batch_frames 3000 --model.d_model 32 --model.num_layers 1 --model.nhead 2 --model.d_ffn 64"
+    common = ["--data", mini.data, "--dump", mini.dump, "--exp", exp, "--baseline", "pretrain_keep"]
+    r = run_mini(["--stage", "3", "--stop-stage", "3", *common, "--pretrain-configs", conf, "--pretrain-opts",
+                  f"--max_steps 4 --checkpoint_every 3 --keep_checkpoints 1 --valid_every 0 {tiny}"], timeout=300)
+    assert r.returncode == 0, output(r)
+    ckpts = sorted(p.name for p in (exp / "pretrain_keep" / "checkpoints").iterdir())
+    assert ckpts == ["step-00000002", "step-00000004"]   # 2 kept (keep_steps), 3 pruned (keep_checkpoints 1)
+    stage4 = ["--stage", "4", "--stop-stage", "4", *common, "--masr-configs", "conf/continue_bestrq.yaml",
+              "--masr-opts", "--max_steps 1 --valid_every 0"]
+    missing = run_mini([*stage4, "--baseline-step", "3"])
+    assert missing.returncode != 0
+    assert "no checkpoint of step 3" in missing.stdout and "keep_steps" in missing.stdout, output(missing)
+    r = run_mini([*stage4, "--baseline-step", "2"], timeout=300)
+    assert r.returncode == 0, output(r)
+    assert f"continuing from {exp / 'pretrain_keep' / 'checkpoints' / 'step-00000002'}" in r.stdout

@@ -47,11 +47,13 @@ def list_checkpoints(folder):
     return sorted(found)
 
 
-def save_checkpoint(folder, step, state, rank=0, keep=3):
+def save_checkpoint(folder, step, state, rank=0, keep=3, keep_steps=()):
     """Save ``state`` (rank 0) and this rank's RNG state as ``folder/step-<step>``.
 
     Every rank must call it (it synchronises); only rank 0 writes ``state.pt``, renames the
-    folder into place and deletes all but the newest ``keep`` checkpoints.
+    folder into place and deletes all but the newest ``keep`` checkpoints, except those of
+    ``keep_steps`` (e.g. the paper's MASR runs continue from BEST-RQ's 1M-step checkpoint while
+    the baseline trains on to 1.25M).
     """
     final = os.path.join(folder, f"step-{step:08d}")
     tmp = final + ".tmp"
@@ -66,8 +68,9 @@ def save_checkpoint(folder, step, state, rank=0, keep=3):
     if rank == 0:
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-        for _, old in list_checkpoints(folder)[:-keep] if keep > 0 else []:
-            shutil.rmtree(old, ignore_errors=True)
+        for old_step, old in list_checkpoints(folder)[:-keep] if keep > 0 else []:
+            if old_step not in keep_steps:
+                shutil.rmtree(old, ignore_errors=True)
     distributed.barrier()
     return final
 

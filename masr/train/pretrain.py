@@ -115,7 +115,8 @@ def build_trainer(config, rank=0, world_size=1, device=None):
         model, optimizer, scheduler, dataset, sampler, collate_feats, ssl_step, config["exp_dir"],
         max_steps=config["max_steps"], grad_accum=config.get("grad_accum", 1),
         clip_grad_norm=config.get("clip_grad_norm", 5.0), checkpoint_every=config.get("checkpoint_every", 500),
-        keep_checkpoints=config.get("keep_checkpoints", 3), log_every=config.get("log_every", 10),
+        keep_checkpoints=config.get("keep_checkpoints", 3), keep_steps=config.get("keep_steps", ()),
+        log_every=config.get("log_every", 10),
         precision=config.get("precision", "auto"), device=device, rank=rank, world_size=world_size,
         num_workers=config.get("num_workers", 0), valid_fn=make_valid_fn(config, device),
         valid_every=config.get("valid_every", 0), init_from=config.get("init_from"),
@@ -125,7 +126,7 @@ def build_trainer(config, rank=0, world_size=1, device=None):
 
 #: Overrides that may change when a run is resumed: they do not change what is trained.
 RESUMABLE_KEYS = {"progress", "log_every", "valid_every", "valid_batches", "checkpoint_every",
-                  "keep_checkpoints", "num_workers", "cpu_threads"}
+                  "keep_checkpoints", "keep_steps", "num_workers", "cpu_threads"}
 
 
 class RunConfigMismatch(RuntimeError):

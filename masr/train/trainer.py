@@ -61,6 +61,8 @@ class Trainer:
         Micro-batches per optimizer step.
     clip_grad_norm : float or None
     checkpoint_every, keep_checkpoints, log_every : int
+    keep_steps : list of int
+        Checkpoints never deleted (a step that is no multiple of ``checkpoint_every`` is saved too).
     precision : str
         ``"auto"`` (bf16 autocast on a CUDA GPU that supports it, else fp32), ``"bf16"``, ``"fp32"``.
     device : torch.device
@@ -87,7 +89,7 @@ class Trainer:
     def __init__(self, model, optimizer, scheduler, dataset, sampler, collate_fn, step_fn, exp_dir, max_steps,
                  grad_accum=1, clip_grad_norm=5.0, checkpoint_every=500, keep_checkpoints=3, log_every=10,
                  precision="auto", device=None, rank=0, world_size=1, num_workers=0, valid_fn=None,
-                 valid_every=0, init_from=None, progress=True, find_unused_parameters=False):
+                 valid_every=0, init_from=None, progress=True, find_unused_parameters=False, keep_steps=()):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.dataset, self.sampler, self.collate_fn, self.step_fn = dataset, sampler, collate_fn, step_fn
         self.exp_dir, self.max_steps, self.grad_accum = exp_dir, max_steps, grad_accum
@@ -97,6 +99,7 @@ class Trainer:
         self.rank, self.world_size, self.num_workers = rank, world_size, num_workers
         self.init_from, self.progress = init_from, progress and rank == 0
         self.find_unused_parameters = find_unused_parameters
+        self.keep_steps = {int(step) for step in keep_steps or ()}
         self.autocast_dtype = self._resolve_precision(precision)
         self.step, self.epoch, self.batches_in_epoch = 0, 0, 0
         self.ckpt_dir = os.path.join(exp_dir, "checkpoints")
@@ -258,9 +261,9 @@ class Trainer:
                 sums, count, frames, t0 = {}, 0, 0, time.time()
             if self.valid_fn is not None and self.valid_every and self.step % self.valid_every == 0:
                 self._validate()
-            if self.step % self.checkpoint_every == 0 or self.step == self.max_steps:
+            if self.step % self.checkpoint_every == 0 or self.step == self.max_steps or self.step in self.keep_steps:
                 path = save_checkpoint(self.ckpt_dir, self.step, self.state_dict() if self.rank == 0 else None,
-                                       rank=self.rank, keep=self.keep)
+                                       rank=self.rank, keep=self.keep, keep_steps=self.keep_steps)
                 self._log_line(f"saved {path}")
         if bar is not None:
             bar.close()
