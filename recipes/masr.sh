@@ -38,6 +38,8 @@ langid_config=conf/langid.yaml
 langid_models="continue_bestrq continue_lasr continue_masr"   # runs in <model_exp> to fine-tune
 langid_sets="train dev test"   # dump dirs: train, select (dev), report (test)
 langid_seeds=1          # one fine-tuning per seed: mean and spread in the report
+langid_pretrain_langs=  # utt2lang of the pretraining data: its languages are the overlapped (O) ones
+                        # (default: <dump>/<pretrain_set>/utt2lang)
 langid_opts=
 asr_config=conf/asr.yaml
 asr_models="continue_bestrq continue_masr"
@@ -90,6 +92,8 @@ Options:
   --lang2vec-config F --lang2vec-types \"T ...\"  one more stage-4 run per URIEL type (default: '$lang2vec_types')
   --model-exp DIR       where stages 5-7 find pretrained runs (default: the --exp folder)
   --langid-config F --langid-models \"A ...\" --langid-seeds \"1 2\" --langid-opts S --langid-sets \"TR DEV TEST\"
+  --langid-pretrain-langs FILE   utt2lang of the pretraining data: O vs NO languages
+                        (default: <dump>/<pretrain-set>/utt2lang)
   --asr-config F --asr-models \"A ...\" --asr-seeds \"1 2\" --asr-opts S --asr-sets \"TR DEV TEST\"
   --probe-config F --probe-models \"A ...\" --probe-opts S
   --report-config F     tables and figures of stage 8 (default: $report_config)
@@ -270,7 +274,7 @@ stage_finetune() {
 stage_langid() {
   # shellcheck disable=SC2046
   stage_finetune langid "$langid_models $(lang2vec_runs)" "$langid_seeds" "$langid_config" "$langid_sets" \
-    "$langid_opts" "--pretrain_langs $dump/$pretrain_set/utt2lang"
+    "$langid_opts" "--pretrain_langs ${langid_pretrain_langs:-$dump/$pretrain_set/utt2lang}"
 }
 
 stage_asr() {
@@ -295,13 +299,18 @@ run_stage 2 features "$(signature "$fbank_config" "$shard_utts" "$splits" "$data
 run_stage 3 pretrain "$(signature $pretrain_configs "$pretrain_opts" "$pretrain_set" "$valid_set" "$launcher" "$exp/stamps/stage2.features.done")" stage_pretrain
 [ -n "$masr_configs$lang2vec_types" ] &&
 run_stage 4 masr "$(signature $masr_configs "$masr_opts" "$lang2vec_config" "$lang2vec_types" "$baseline" "$(baseline_checkpoint)" "$pretrain_set" "$valid_set" "$launcher" "$exp/stamps/stage3.pretrain.done")" stage_masr
-# Stages 5-7 depend on the pretrained runs through stage 4's (and 3's) stamp.
+# Stages 5-7 depend on the pretrained runs: through stage 4's (and 3's) stamp, and, for runs of
+# another recipe (--model-exp), through the size and time of each run's exported encoder.
+model_versions() {
+  local m
+  for m in "$@"; do echo "$m=$(stat -c '%s.%Y' "$model_exp/$m/encoder.pt" 2>/dev/null || echo none)"; done
+}
 upstream="$exp/stamps/stage2.features.done $exp/stamps/stage3.pretrain.done $exp/stamps/stage4.masr.done $model_exp"
 [ -n "$langid_models$lang2vec_types" ] &&
-run_stage 5 langid "$(signature "$langid_config" "$langid_models" "$(lang2vec_runs)" "$langid_seeds" "$langid_sets" "$langid_opts" "$launcher" "$upstream")" stage_langid
+run_stage 5 langid "$(signature "$langid_config" "$langid_models" "$(lang2vec_runs)" "$langid_seeds" "$langid_sets" "$langid_opts" "$langid_pretrain_langs" "$launcher" "$upstream" "$(model_versions $langid_models $(lang2vec_runs))")" stage_langid
 [ -n "$asr_models" ] &&
-run_stage 6 asr "$(signature "$asr_config" "$asr_models" "$asr_seeds" "$asr_sets" "$asr_opts" "$launcher" "$upstream")" stage_asr
+run_stage 6 asr "$(signature "$asr_config" "$asr_models" "$asr_seeds" "$asr_sets" "$asr_opts" "$launcher" "$upstream" "$(model_versions $asr_models)")" stage_asr
 [ -n "$probe_models" ] &&
-run_stage 7 probe "$(signature "$probe_config" "$probe_models" "$probe_opts" "$upstream")" stage_probe
+run_stage 7 probe "$(signature "$probe_config" "$probe_models" "$probe_opts" "$upstream" "$(model_versions $probe_models)")" stage_probe
 run_stage 8 report "$(signature "$report_config" "$exp/stamps/stage5.langid.done" "$exp/stamps/stage6.asr.done" "$exp/stamps/stage7.probe.done")" stage_report
 log "finished stages $stage..$stop_stage"

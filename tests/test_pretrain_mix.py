@@ -347,6 +347,7 @@ def test_babel_prepare_segments(tmp_path):
     assert dd.utt_ids == [f"{side}-0000150", f"{side}-0000350"]
     assert dd.stream("text")[f"{side}-0000150"] == "moi <breath> ghore"
     assert set(dd.stream("lang").values()) == {"asm"}
+    assert dd.read("utt2dur") == {f"{side}-0000150": "1.750", f"{side}-0000350": "0.500"}
     from masr.audio import read_audio
 
     wave, sr = read_audio(dd.read("wav.scp")[f"{side}-0000150"], target_sr=None)

@@ -25,7 +25,8 @@ Output, one data directory per split::
 - ``wav.scp`` cuts the segment with a pipe: ``sph2pipe -f wav -p -c 1 -t t0:t1 file |`` when
   ``sph2pipe`` is on PATH (as Kaldi's BABEL recipe), else this module's ``--decode`` (soundfile
   reads NIST SPHERE with PCM or mu-law, not shorten-compressed files);
-- no ``utt2dur`` (the pipes are not run here).
+- ``utt2dur`` = ``t1 - t0`` from the transcript (the pipes are not run here; the last segment of
+  a side may end after its audio, which the cut then shortens).
 
 Usage::
 
@@ -178,7 +179,7 @@ def prepare(data_root, out_dir, splits=SPLITS, decoder=None):
     packs = locate(data_root)
     result = {}
     for split in splits:
-        files = {"wav.scp": {}, "utt2spk": {}, "text": {}, "utt2lang": {}}
+        files = {"wav.scp": {}, "utt2spk": {}, "text": {}, "utt2lang": {}, "utt2dur": {}}
         for pack in packs:
             folder = os.path.join(pack, "conversational", split)
             for trans in sorted(glob.glob(os.path.join(folder, "transcription", "*.txt"))):
@@ -195,6 +196,7 @@ def prepare(data_root, out_dir, splits=SPLITS, decoder=None):
                     files["utt2spk"][utt] = side
                     files["text"][utt] = text
                     files["utt2lang"][utt] = lang
+                    files["utt2dur"][utt] = f"{end - start:.3f}"
         if not files["wav.scp"]:
             logger.warning("BABEL %s: no transcribed segments; %s/%s not written", split, out_dir, split)
             continue

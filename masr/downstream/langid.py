@@ -182,6 +182,8 @@ def run(config, rank=0, world_size=1, device=None):
     """Fine-tune, select on dev and evaluate on test; returns the results (rank 0) or None."""
     device = device or torch.device("cpu")
     seed_everything(config["seed"] + rank)
+    # read before training, so that a wrong path fails now rather than after hours of fine-tuning
+    seen = set(read_kaldi_map(config["pretrain_langs"]).values())
     train = FeatsDataset(config["train_dir"], streams=["lang"], max_frames=config.get("max_frames"))
     labels = sorted(set(DataDir(config["train_dir"]).stream("lang").values()))
     index = {lang: i for i, lang in enumerate(labels)}
@@ -212,7 +214,6 @@ def run(config, rank=0, world_size=1, device=None):
         return accuracy([labels[int(x.argmax())] for _, x, _ in out], [dev_refs[u] for u, _, _ in out])
 
     step, path, dev_acc = finetune.select_checkpoint(model, config["exp_dir"], dev_accuracy, device=device)
-    seen = set(read_kaldi_map(config["pretrain_langs"]).values())
     results, predictions = evaluate(model, config["test_dir"], labels, seen, config.get("eer_pooling", "pooled"),
                                     frames, device)
     test_refs = DataDir(config["test_dir"]).stream("lang")

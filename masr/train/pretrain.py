@@ -126,7 +126,8 @@ def build_trainer(config, rank=0, world_size=1, device=None):
 
 #: Overrides that may change when a run is resumed: they do not change what is trained.
 RESUMABLE_KEYS = {"progress", "log_every", "valid_every", "valid_batches", "checkpoint_every",
-                  "keep_checkpoints", "keep_steps", "num_workers", "cpu_threads"}
+                  "keep_checkpoints", "keep_steps", "num_workers", "cpu_threads",
+                  "pretrain_langs"}   # LangID: only splits the test results into O / NO
 
 
 class RunConfigMismatch(RuntimeError):

@@ -17,7 +17,8 @@ help_message="Usage: $0 [--nj N] [--data DIR] [--data-root DIR] [--locales L1,L2
                           [--pretrain-langs FILE|L1,L2]
   Writes <data>/train, <data>/dev, <data>/test from <data-root>/data/<locale>/ (FLEURS as on Hugging Face).
   --locales: FLEURS locales, comma-separated (e.g. hr_hr,sr_rs,bs_ba); default all 102.
-  --pretrain-langs: file or comma-separated list of the pretraining languages (ISO 639-3 or locales)."
+  --pretrain-langs: file or comma-separated list of the pretraining languages (ISO 639-3 or locales),
+  e.g. ../mix/data/pretrain_langs.txt (a file path that does not exist: a warning, no overlap lists)."
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 # shellcheck disable=SC1091
 . "$root/tools/parse_options.sh"
@@ -29,7 +30,12 @@ case "$download" in true|false) ;; *) echo "$0: --download must be true or false
 
 opts=(--data-root "$data_root" --out "$data" --nj "$nj")
 [ -n "$locales" ] && opts+=(--locales "$locales")
-[ -n "$pretrain_langs" ] && opts+=(--pretrain-langs "$pretrain_langs")
+if [[ "$pretrain_langs" == */* ]] && [ ! -f "$pretrain_langs" ]; then
+  echo "$0: warning: --pretrain-langs $pretrain_langs: no such file (run egs/mix stage 1 first);" \
+    "langs_overlapped.txt and langs_non_overlapped.txt not written" >&2
+elif [ -n "$pretrain_langs" ]; then
+  opts+=(--pretrain-langs "$pretrain_langs")
+fi
 [ "$download" = true ] && opts+=(--download)
 if ! python -m masr.corpora.fleurs "${opts[@]}"; then
   echo "$0: FLEURS preparation failed. Point --data-root (FLEURS_ROOT in run.sh) at the folder holding" \

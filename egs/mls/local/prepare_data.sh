@@ -13,7 +13,7 @@ download=false
 limited=
 opus=false
 max_utts=
-help_message="Usage: $0 [--nj N] [--data DIR] [--data-root DIR] [--languages \"de en es fr it nl\"]
+help_message="Usage: $0 [--nj N] [--data DIR] [--data-root DIR] [--languages \"de en es fr it nl\"|de,en,...]
          [--download true|false] [--limited ''|1hr|9hr|10hr] [--opus true|false] [--max-utts N]
   Writes <data>/<lang>_{train,dev,test} and <data>/{train,dev,test} from
   <data-root>/mls_<language>[_opus]/ (OpenSLR 94, https://www.openslr.org/94/).
@@ -33,7 +33,7 @@ case "$limited" in ""|1hr|9hr|10hr) ;; *) echo "$0: --limited must be empty, 1hr
 # shellcheck disable=SC1091
 . "$root/tools/env.sh"
 
-opts=(--data-root "$data_root" --out "$data" --languages "$languages" --nj "$nj")
+opts=(--data-root "$data_root" --out "$data" --languages "${languages//,/ }" --nj "$nj")
 [ "$download" = true ] && opts+=(--download)
 [ "$opus" = true ] && opts+=(--opus)
 [ -n "$limited" ] && opts+=(--limited "$limited")
