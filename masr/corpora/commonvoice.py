@@ -44,6 +44,7 @@ import logging
 import os
 import re
 import shlex
+import shutil
 import sys
 
 from masr.audio import audio_info
@@ -254,7 +255,11 @@ def prepare(data_root, out_dir, locales, splits=SPLITS, version=None, nj=1):
             records.update(recs)
             lang.update({u: codes[loc] for u in recs})
         if not records:
-            raise ValueError(f"Common Voice {split}: no utterances for {' '.join(locales)}")
+            # small locales may have an empty dev or test split: skip it (and any earlier output of it)
+            logger.warning("Common Voice %s: no utterances for %s; %s not written", split, " ".join(locales),
+                           os.path.join(out_dir, split))
+            shutil.rmtree(os.path.join(out_dir, split), ignore_errors=True)
+            continue
         missing = [u for u, r in records.items() if r[5] is None]
         durs = {u: r[5] for u, r in records.items()}
         for u, (frames, sr) in zip(missing, parallel_map(audio_info, [records[u][0] for u in missing], nj=nj,
@@ -278,6 +283,8 @@ def prepare(data_root, out_dir, locales, splits=SPLITS, version=None, nj=1):
             logger.warning("%s: no utt2gender written: some utterances are neither male nor female", target)
         write_data_dir(target, files)
         result[split] = files
+    if not result:
+        raise ValueError(f"Common Voice: no utterances for {' '.join(locales)} in {', '.join(splits)}")
     return result
 
 
