@@ -4,10 +4,17 @@ A plain ``python -m ...`` run is a world of one; ``torchrun --nproc_per_node=K -
 processes that each call :func:`init` and get their rank. CUDA runs use NCCL, CPU runs gloo.
 """
 
+import datetime
 import os
 
 import torch
 import torch.distributed as dist
+
+
+#: Minutes a collective may wait (``MASR_DDP_TIMEOUT_MIN``). Long, because after fine-tuning rank 0
+#: alone scores every checkpoint on dev and the test set while the other ranks wait at a barrier
+#: (torch's default for NCCL, 10 minutes, is shorter than scoring FLEURS' test set can take).
+TIMEOUT_MINUTES = 180
 
 
 def init(device_type="cpu"):
@@ -21,7 +28,9 @@ def init(device_type="cpu"):
     else:
         device = torch.device("cpu")
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+        minutes = float(os.environ.get("MASR_DDP_TIMEOUT_MIN", TIMEOUT_MINUTES))
+        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo",
+                                timeout=datetime.timedelta(minutes=minutes))
     return rank, world, device
 
 
