@@ -10,6 +10,7 @@ set -euo pipefail
 stage=1                 # first stage to run
 stop_stage=100          # last stage to run
 nj=2                    # parallel jobs (processes)
+gpus=                   # e.g. "0 1 2 3": runs of stages 4-7 go one per GPU (each sees only its own)
 force=false             # true: rerun stages even when their stamp says they are done
 config=                 # (parse_options.sh: --config FILE sources option assignments)
 corpus=corpus           # name used in messages
@@ -67,12 +68,15 @@ Stages:
   7  probe      linear probes on frozen embeddings of each --probe-models run -> <exp>/probe/<model>/
   8  report     <exp>/RESULTS.md and <exp>/figures/*.png from the results of stages 5-7
   A stage whose list of configs or models is empty does nothing. Runs of stages 4-7 go
-  --nj at a time (each with nproc/nj CPU threads); their logs: <exp>/log/<stage>/<run>.log.
+  --nj at a time (each with nproc/nj CPU threads), or one per GPU of --gpus; their logs:
+  <exp>/log/<stage>/<run>.log.
 
 Options:
   --stage N             first stage to run (default: $stage)
   --stop-stage M        last stage to run (default: $stop_stage)
   --nj N                parallel jobs (default: $nj)
+  --gpus \"0 1 ...\"      runs of stages 4-7 one per GPU at a time, each seeing only its GPU
+                        (default: none: --nj at a time, all on the default device)
   --force true|false    rerun stages already done (default: $force)
   --config FILE         a file of option assignments (e.g. nj=4), read where it appears
   --data DIR --dump DIR --exp DIR   output folders (default: $data $dump $exp)
@@ -118,30 +122,11 @@ model_exp=${model_exp:-$exp}
 cores=$(nproc 2>/dev/null || echo 1)
 threads=$(( cores / nj > 0 ? cores / nj : 1 ))   # CPU threads of each parallel run
 
-# Parallel runs: add_job NAME COMMAND...; run_jobs STAGE runs them --nj at a time, each logging
-# to <exp>/log/STAGE/NAME.log, and fails (after all have finished) if any failed.
-job_names=(); job_cmds=()
-add_job() { job_names+=("$1"); job_cmds+=("$2"); }
-run_jobs() {
-  local dir="$exp/log/$1" i running=0 failed=0
-  mkdir -p "$dir"
-  for i in "${!job_names[@]}"; do
-    if [ "$running" -ge "$nj" ]; then wait -n || failed=1; running=$((running - 1)); fi
-    echo "run ${job_names[$i]}: ${job_cmds[$i]}"
-    (
-      if eval "${job_cmds[$i]}" > "$dir/${job_names[$i]}.log" 2>&1; then
-        echo "run ${job_names[$i]} done: $(tail -n 1 "$dir/${job_names[$i]}.log")"
-      else
-        echo "run ${job_names[$i]} FAILED; last lines of $dir/${job_names[$i]}.log:"; tail -n 15 "$dir/${job_names[$i]}.log"
-        exit 1
-      fi
-    ) &
-    running=$((running + 1))
-  done
-  while [ "$running" -gt 0 ]; do wait -n || failed=1; running=$((running - 1)); done
-  job_names=(); job_cmds=()
-  return "$failed"
-}
+# Parallel runs of stages 4-7 (tools/jobs.sh): add_job NAME COMMAND; run_stage_jobs STAGE runs them
+# --nj at a time (or one per GPU of --gpus), logging to <exp>/log/STAGE/NAME.log.
+# shellcheck disable=SC1091
+. "$root/tools/jobs.sh"
+run_stage_jobs() { jobs_nj=$nj jobs_gpus=$gpus run_jobs "$exp/log/$1"; }
 
 # The signature of a stage: its options and the contents of the files they name.
 signature() {
@@ -246,7 +231,7 @@ stage_masr() {
     tag="$(basename "$lang2vec_config" .yaml)_$type"
     add_job "$tag" "$launcher -m masr.train.pretrain $lang2vec_config --lang_feature $type --exp_dir $exp/$tag $common"
   done
-  run_jobs stage4.masr
+  run_stage_jobs stage4.masr
 }
 
 # The stage-4 runs named after --lang2vec-types (LangID evaluates them too, for Fig. 2).
@@ -268,7 +253,7 @@ stage_finetune() {
       add_job "$model.seed$seed" "$cmd"
     done
   done
-  run_jobs "stage.$task"
+  run_stage_jobs "stage.$task"
 }
 
 stage_langid() {
@@ -286,7 +271,7 @@ stage_probe() {
   for model in $probe_models; do
     add_job "$model" "python -m masr.downstream.probe $probe_config --pretrained $model_exp/$model --dump_dir $dump --exp_dir $exp/probe/$model --cpu_threads $threads $probe_opts"
   done
-  run_jobs stage7.probe
+  run_stage_jobs stage7.probe
 }
 
 stage_report() {
