@@ -120,7 +120,9 @@ case "$force" in true|false) ;; *) echo "$0: --force must be true or false, got 
 log() { echo "[$corpus $(date '+%H:%M:%S')] $*"; }
 model_exp=${model_exp:-$exp}
 cores=$(nproc 2>/dev/null || echo 1)
-threads=$(( cores / nj > 0 ? cores / nj : 1 ))   # CPU threads of each parallel run
+read -ra gpu_ids <<< "$gpus"
+slots=$(( ${#gpu_ids[@]} > 0 ? ${#gpu_ids[@]} : (nj > 0 ? nj : 1) ))   # runs of stages 4-7 at a time
+threads=$(( cores / slots > 0 ? cores / slots : 1 ))   # CPU threads of each parallel run
 
 # Parallel runs of stages 4-7 (tools/jobs.sh): add_job NAME COMMAND; run_stage_jobs STAGE runs them
 # --nj at a time (or one per GPU of --gpus), logging to <exp>/log/STAGE/NAME.log.

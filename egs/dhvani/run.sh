@@ -13,6 +13,7 @@ dhvani_root="$(realpath -m "${DHVANI_ROOT:-$(dirname "$0")/downloads/dhvani}")"
 cd "$(dirname "$0")"
 # egs/mix's pretraining languages split the test languages into overlapped (O) and non-overlapped (NO).
 exec ../../recipes/masr.sh \
+  --nj 1 \
   --corpus dhvani \
   --splits "train dev test" \
   --local-data-opts "--data-root $dhvani_root --pretrain-langs ../mix/data/pretrain_langs.txt" \

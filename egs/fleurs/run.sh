@@ -15,6 +15,7 @@ cd "$(dirname "$0")"
 # them): --lang2vec-types here would also start stage 4, which belongs to egs/mix.
 # egs/mix's pretraining languages split the test languages into overlapped (O) and non-overlapped (NO).
 exec ../../recipes/masr.sh \
+  --nj 1 \
   --corpus fleurs \
   --splits "train dev test" \
   --local-data-opts "--data-root $fleurs_root --pretrain-langs ../mix/data/pretrain_langs.txt" \

@@ -9,7 +9,8 @@
 #   VOXPOPULI_ROOT=/data/voxpopuli CV_ROOT=/data/cv CV_LOCALES=en,de,hi MLS_ROOT=/data/mls \
 #     BABEL_ROOT=/data/babel ./run.sh --stop-stage 2 --nj 32      corpora, mix, features (CPUs)
 #   ./run.sh --stage 3 --stop-stage 4 --nj 1 --launcher "torchrun --nproc_per_node=8"   pretraining (GPUs)
-#   ./run.sh --stage 4 --masr-configs conf/continue_bestrq.yaml --lang2vec-types ""     the restart control
+#   ./run.sh --stage 4 --nj 1 --launcher "torchrun --nproc_per_node=8" --masr-configs conf/continue_bestrq.yaml \
+#     --lang2vec-types ""                                            the restart control
 #   ./run.sh --cv-root DIR --cv-locales en,de --mls-root DIR ...   roots as options instead of variables
 #   ./run.sh --prep-opts "--mix-alpha 0.5 --dev-limit 100"         more options of local/prepare_data.sh
 set -euo pipefail
@@ -25,6 +26,11 @@ while [ $# -gt 0 ]; do
     --voxpopuli-root|--cv-root|--cv-locales|--mls-root|--babel-root|--prep-opts)
       [ $# -ge 2 ] || { echo "$0: option '$1' needs a value (see --help)" >&2; exit 2; }
       v="${1#--}"; printf -v "${v//-/_}" '%s' "$2"; shift 2 ;;
+    -h|--help) echo "Corpus options of $0 (besides the stage options below):
+  --voxpopuli-root DIR --cv-root DIR --cv-locales L1,L2 --mls-root DIR --babel-root DIR
+                     (or VOXPOPULI_ROOT, CV_ROOT, CV_LOCALES, MLS_ROOT, BABEL_ROOT): corpora of the mix
+  --prep-opts S      further options of local/prepare_data.sh (local/prepare_data.sh --help)
+"; args+=("$1"); shift ;;
     *) args+=("$1"); shift ;;
   esac
 done

@@ -12,9 +12,11 @@ set -euo pipefail
 mls_root="$(realpath -m "${MLS_ROOT:-$(dirname "$0")/downloads/mls}")"
 cd "$(dirname "$0")"
 exec ../../recipes/masr.sh \
+  --nj 1 \
   --corpus mls \
   --splits "train dev test" \
   --local-data-opts "--data-root $mls_root" \
+  --validate-opts "--no-audio" \
   --fbank-config conf/fbank.yaml \
   --pretrain-configs "" --masr-configs "" \
   --model-exp ../mix/exp \

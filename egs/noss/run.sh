@@ -14,6 +14,10 @@ while [ $# -gt 0 ]; do
     # taken before `cd` below, so a relative --data-root is relative to where you call from
     --data-root) data_root="$(realpath -m "$2")"; shift 2 ;;
     --download) download="$2"; shift 2 ;;
+    -h|--help) echo "Corpus options of $0 (besides the stage options below):
+  --data-root DIR    where the corpora are (or will be downloaded); default \$NOSS_ROOT or downloads
+  --download true    download FSDD and EmoDB into --data-root first (needs internet)
+"; args+=("$1"); shift ;;
     *) args+=("$1"); shift ;;
   esac
 done
