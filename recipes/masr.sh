@@ -56,6 +56,7 @@ print_help() { echo "Usage: $0 [options]
 
 Stages:
   1  data       corpus preparation ($local_data), data-dir validation, <exp>/data_stats.tsv
+                (and <exp>/corpus_stats.tsv for a mix of corpora)
   2  features   80-dim log-mel filterbanks -> <dump>/<split>/feats.scp, utt2num_frames, cmvn.ark
                 (--shard-utts N: in shards of N random utterances + shards.tsv; configs with
                 'sharded: true' then give each DDP rank its own shards)
@@ -176,7 +177,7 @@ stage_data() {
     "$root/tools/validate_data_dir.sh" $validate_opts "$data/$split"
     dirs+=("$data/$split")
   done
-  python -m masr.data.stats "${dirs[@]}" --out "$exp/data_stats.tsv"
+  python -m masr.data.stats "${dirs[@]}" --out "$exp/data_stats.tsv" --corpus-out "$exp/corpus_stats.tsv"
 }
 
 stage_features() {

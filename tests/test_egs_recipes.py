@@ -63,6 +63,10 @@ def test_mix_prepares_and_mixes_the_corpora(mix):
     assert (out / "data" / "pretrain_langs.txt").read_text().split() == ["deu", "hin", "nld", "pan"]
     stats = (out / "exp" / "data_stats.tsv").read_text().splitlines()
     assert "pretrain\tall\t11\t8\t0.0012" in stats
+    by_corpus = (out / "exp" / "corpus_stats.tsv").read_text().splitlines()
+    assert [line.split("\t")[:4] for line in by_corpus[1:]] == [
+        ["pretrain", "cv", "2", "6"], ["pretrain", "mls", "2", "5"], ["pretrain", "all", "4", "11"],
+        ["dev", "mls", "2", "2"], ["dev", "all", "2", "2"]]
 
 
 def test_mix_trains_sharded_baseline_and_continues_from_the_kept_step(mix):
