@@ -138,7 +138,9 @@ class ShardedBatchSampler(DynamicBucketBatchSampler):
     ``state_dict``/``load_state_dict``, ``len``: batches of this rank in an epoch, equal on every
     rank), and the same batching (global length buckets, ``max_batch_frames``, windows sorted by
     length) applied to ``shard_buffer`` shards at a time. With ``weights`` each shard's items are
-    drawn with replacement by weight, as many as the shard holds.
+    drawn with replacement by weight, as many as the shard holds: as shards are random samples of
+    the corpus this approximates the global weights (exactly only where every shard holds items of
+    every weighted group; a group too small to appear in a shard loses that shard's share).
 
     Arguments
     ---------
