@@ -57,3 +57,19 @@ def test_weighted_sampling_reads_the_mix_weights(tmp_path):
     utts = sorted(langs)
     expected = [0.75 / 6 if langs[u] == "hrv" else 0.25 / 6 for u in utts]
     assert sampler.weights == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("module", ["masr.train.pretrain", "masr.downstream.langid", "masr.downstream.asr"])
+def test_entry_points_report_a_config_mismatch_as_an_error(tmp_path, capsys, module):
+    # every training entry point goes through training_run: a run folder trained with other
+    # settings stops before anything is built, with exit status 2 and a message naming it
+    import importlib
+
+    conf, exp = tmp_path / "c.yaml", tmp_path / "exp"
+    conf.write_text("exp_dir: null\nlr: 0.1\ncpu_threads: 1\n")
+    save_run_config(str(conf), [str(conf), "--lr", "0.2", "--exp_dir", str(exp)], str(exp))
+    _fake_checkpoint(exp)
+    main = importlib.import_module(module).main
+    argv = [str(conf), "--device", "cpu", "--lr", "0.3", "--exp_dir", str(exp)]
+    assert main(argv) == 2
+    assert f"{exp} holds checkpoints of a run trained with other settings" in capsys.readouterr().err

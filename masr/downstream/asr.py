@@ -60,7 +60,7 @@ from masr.metrics import edit_distance, wer
 from masr.nnet.conformer import Conv2dSubsampling
 from masr.train import distributed
 from masr.train.checkpoint import list_checkpoints
-from masr.train.pretrain import RunConfigMismatch, seed_everything, start_run
+from masr.train.pretrain import RunConfigMismatch, seed_everything, training_run
 from masr.utils.config import make_parser, parse_arguments
 from masr.utils.fileio import atomic_open
 
@@ -841,14 +841,11 @@ def main(argv=None):
     args, config = parse_arguments(parser, argv)
     check_config(config)
     try:
-        rank, world, device = start_run(args, config, argv)
+        with training_run(args, config, argv) as (rank, world, device):
+            results = run(config, rank, world, device)
     except RunConfigMismatch as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    try:
-        results = run(config, rank, world, device)
-    finally:
-        distributed.cleanup()
     if results:
         avg, overall, sel = results["average"], results["overall"], results["selected"]
         print(f"test: average WER {avg['wer']:.3f} | CER {avg['cer']:.3f} | overall WER {overall['wer']:.3f} | "

@@ -36,8 +36,7 @@ from masr.data.datadir import DataDir, read_kaldi_map
 from masr.data.dataset import FeatsDataset
 from masr.downstream import finetune
 from masr.metrics import accuracy, confusion_matrix, langid_eer, macro_f1
-from masr.train import distributed
-from masr.train.pretrain import RunConfigMismatch, seed_everything, start_run
+from masr.train.pretrain import RunConfigMismatch, seed_everything, training_run
 from masr.utils.config import make_parser, parse_arguments
 from masr.utils.fileio import atomic_open
 
@@ -234,14 +233,11 @@ def main(argv=None):
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cuda or cpu")
     args, config = parse_arguments(parser, argv)
     try:
-        rank, world, device = start_run(args, config, argv)
+        with training_run(args, config, argv) as (rank, world, device):
+            results = run(config, rank, world, device)
     except RunConfigMismatch as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    try:
-        results = run(config, rank, world, device)
-    finally:
-        distributed.cleanup()
     if results:
         o, no, overall = results["overlapped"], results["non_overlapped"], results["overall"]
         fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731

@@ -18,6 +18,7 @@ utterances with the per corpus/language weights of a pretraining mix (``weights.
 jobs on large corpora.
 """
 
+import contextlib
 import os
 import random
 import sys
@@ -184,11 +185,17 @@ def save_run_config(config_file, argv, exp_dir):
         yaml.safe_dump(overrides, f, sort_keys=True, allow_unicode=True)
 
 
-def start_run(args, config, argv=None):
-    """What every training entry point (pretraining, LangID, ASR) does first: pick the device
+@contextlib.contextmanager
+def training_run(args, config, argv=None):
+    """The frame of every training entry point (pretraining, LangID, ASR): pick the device
     (``--device auto``: CUDA if available), set the CPU threads (``cpu_threads``), join the DDP
     group, and (rank 0) keep the config with the run (:func:`save_run_config`, which raises
-    :class:`RunConfigMismatch`). Returns (rank, world size, device)."""
+    :class:`RunConfigMismatch`); yields (rank, world size, device) and leaves the DDP group at
+    the end, also on an error::
+
+        with training_run(args, config, argv) as (rank, world, device):
+            ...
+    """
     device_type = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     if device_type == "cpu":
         torch.set_num_threads(config.get("cpu_threads", torch.get_num_threads()))
@@ -199,7 +206,10 @@ def start_run(args, config, argv=None):
         except RunConfigMismatch:
             distributed.cleanup()
             raise
-    return rank, world, device
+    try:
+        yield rank, world, device
+    finally:
+        distributed.cleanup()
 
 
 def export_encoder(trainer):
@@ -216,17 +226,14 @@ def main(argv=None):
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cuda or cpu")
     args, config = parse_arguments(parser, argv)
     try:
-        rank, world, device = start_run(args, config, argv)
+        with training_run(args, config, argv) as (rank, world, device):
+            trainer = build_trainer(config, rank, world, device)
+            last = trainer.fit()
+            if rank == 0:
+                export_encoder(trainer)
     except RunConfigMismatch as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    try:
-        trainer = build_trainer(config, rank, world, device)
-        last = trainer.fit()
-        if rank == 0:
-            export_encoder(trainer)
-    finally:
-        distributed.cleanup()
     if rank == 0 and last:
         print("final: " + " | ".join(f"{k} {v:.4g}" for k, v in last.items()))
     return 0
