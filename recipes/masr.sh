@@ -32,20 +32,20 @@ masr_configs="conf/continue_bestrq.yaml conf/continue_lasr.yaml conf/continue_ma
 baseline=pretrain_bestrq   # stage 4 continues from <exp>/<baseline>'s newest checkpoint
 baseline_step=          # ... or from its checkpoint of this step (the paper: 1000000; keep it with keep_steps)
 masr_opts=              # extra overrides for every stage-4 run
+seeds=1                 # replicates: stage 4 continues each config once per seed (<exp>/<config>/seed<S>/),
+                        # stages 5-7 fine-tune / probe each model once per seed (on that seed's run)
 lang2vec_config=conf/continue_masr.yaml   # stage 4 also runs it once per --lang2vec-types entry
 lang2vec_types=         # e.g. "geographic genetic": exp/continue_masr_<type> (paper Fig. 2)
 model_exp=              # where stages 5-7 find the pretrained runs (default: --exp)
 langid_config=conf/langid.yaml
 langid_models="continue_bestrq continue_lasr continue_masr"   # runs in <model_exp> to fine-tune
 langid_sets="train dev test"   # dump dirs: train, select (dev), report (test)
-langid_seeds=1          # one fine-tuning per seed: mean and spread in the report
 langid_pretrain_langs=  # utt2lang of the pretraining data: its languages are the overlapped (O) ones
                         # (default: <dump>/<pretrain_set>/utt2lang)
 langid_opts=
 asr_config=conf/asr.yaml
 asr_models="continue_bestrq continue_masr"
 asr_sets="train dev test"
-asr_seeds=1
 asr_opts=
 probe_config=conf/probe.yaml
 probe_models="continue_bestrq continue_lasr continue_masr"
@@ -62,11 +62,15 @@ Stages:
                 'sharded: true' then give each DDP rank its own shards)
   3  pretrain   SSL pretraining (BEST-RQ) of each of --pretrain-configs -> <exp>/<config name>/
   4  masr       continued pretraining from <exp>/<baseline>: BEST-RQ, +LASR, +MASR, +GeoMASR,
-                +TextMASR (--masr-configs) -> <exp>/<config name>/
-                plus --lang2vec-config once per --lang2vec-types entry -> <exp>/<name>_<type>/
+                +TextMASR (--masr-configs), once per seed of --seeds -> <exp>/<config name>/seed<S>/
+                plus --lang2vec-config once per --lang2vec-types entry -> <exp>/<name>_<type>/seed<S>/
   5  langid     LangID fine-tuning of each --langid-models run, per seed -> <exp>/langid/<model>/seed<S>/
   6  asr        CTC ASR fine-tuning of each --asr-models run, per seed -> <exp>/asr/<model>/seed<S>/
-  7  probe      linear probes on frozen embeddings of each --probe-models run -> <exp>/probe/<model>/
+  7  probe      linear probes on frozen embeddings of each --probe-models run, per seed
+                -> <exp>/probe/<model>/seed<S>/
+  Seeds: a model with one folder per seed (stage 4's <model>/seed<S>/) is fine-tuned / probed
+  with seed S on its seed-S run; a single run (stage 3's, or another recipe's) is shared by all
+  seeds, and only the fine-tuning seed varies.
   8  report     <exp>/RESULTS.md and <exp>/figures/*.png from the results of stages 5-7
   A stage whose list of configs or models is empty does nothing. Runs of stages 4-7 go
   --nj at a time (each with nproc/nj CPU threads), or one per GPU of --gpus; their logs:
@@ -94,12 +98,14 @@ Options:
   --baseline NAME       stage 4 starts from <exp>/NAME (default: $baseline)
   --baseline-step N     ... from its step-N checkpoint instead of the newest (default: newest)
   --masr-opts S         overrides for every stage-4 run (default: '$masr_opts')
+  --seeds \"1 2 3\"      replicates of stages 4-7 (default: $seeds): mean ± std and paired
+                        confidence intervals in the report
   --lang2vec-config F --lang2vec-types \"T ...\"  one more stage-4 run per URIEL type (default: '$lang2vec_types')
   --model-exp DIR       where stages 5-7 find pretrained runs (default: the --exp folder)
-  --langid-config F --langid-models \"A ...\" --langid-seeds \"1 2\" --langid-opts S --langid-sets \"TR DEV TEST\"
+  --langid-config F --langid-models \"A ...\" --langid-opts S --langid-sets \"TR DEV TEST\"
   --langid-pretrain-langs FILE   utt2lang of the pretraining data: O vs NO languages
                         (default: <dump>/<pretrain-set>/utt2lang)
-  --asr-config F --asr-models \"A ...\" --asr-seeds \"1 2\" --asr-opts S --asr-sets \"TR DEV TEST\"
+  --asr-config F --asr-models \"A ...\" --asr-opts S --asr-sets \"TR DEV TEST\"
   --probe-config F --probe-models \"A ...\" --probe-opts S
   --report-config F     tables and figures of stage 8 (default: $report_config)
   (defaults: langid $langid_models; asr $asr_models; probe $probe_models)"
@@ -112,6 +118,8 @@ if [ $# -gt 0 ]; then echo "$0: unexpected argument '$1' (see --help)" >&2; exit
 for v in stage stop_stage nj shard_utts; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "$0: --${v//_/-} must be a non-negative integer, got '${!v}'" >&2; exit 2; }
 done
+[[ "$seeds" =~ ^[[:space:]]*[0-9]+([[:space:]]+[0-9]+)*[[:space:]]*$ ]] ||
+  { echo "$0: --seeds must be a list of non-negative integers, e.g. \"1 2 3\", got '$seeds'" >&2; exit 2; }
 case "$force" in true|false) ;; *) echo "$0: --force must be true or false, got '$force'" >&2; exit 2 ;; esac
 [[ -z "$baseline_step" || "$baseline_step" =~ ^[0-9]+$ ]] ||
   { echo "$0: --baseline-step must be a step number, got '$baseline_step'" >&2; exit 2; }
@@ -226,13 +234,16 @@ stage_masr() {
   echo "stage 4: continuing from $ckpt"
   local common="--train_dir $dump/$pretrain_set --valid_dir $dump/$valid_set --baseline_dir $exp/$baseline"
   common+=" --init_from $ckpt --progress false --cpu_threads $threads $masr_opts"
-  for conf in $masr_configs; do
-    tag="$(basename "$conf" .yaml)"
-    add_job "$tag" "$launcher -m masr.train.pretrain $conf --exp_dir $exp/$tag $common"
-  done
-  for type in $lang2vec_types; do
-    tag="$(basename "$lang2vec_config" .yaml)_$type"
-    add_job "$tag" "$launcher -m masr.train.pretrain $lang2vec_config --lang_feature $type --exp_dir $exp/$tag $common"
+  local seed
+  for seed in $seeds; do
+    for conf in $masr_configs; do
+      tag="$(basename "$conf" .yaml)"
+      add_job "$tag.seed$seed" "$launcher -m masr.train.pretrain $conf --exp_dir $exp/$tag/seed$seed --seed $seed $common"
+    done
+    for type in $lang2vec_types; do
+      tag="$(basename "$lang2vec_config" .yaml)_$type"
+      add_job "$tag.seed$seed" "$launcher -m masr.train.pretrain $lang2vec_config --lang_feature $type --exp_dir $exp/$tag/seed$seed --seed $seed $common"
+    done
   done
   run_stage_jobs stage4.masr
 }
@@ -243,14 +254,25 @@ lang2vec_runs() {
   for type in $lang2vec_types; do echo "$(basename "$lang2vec_config" .yaml)_$type"; done
 }
 
-# stage_finetune TASK MODELS SEEDS CONFIG "TRAIN DEV TEST" OPTS EXTRA: one run per model and seed.
+# The pretraining run of MODEL for seed S: <model_exp>/MODEL/seedS (stage 4's runs, one per seed),
+# or <model_exp>/MODEL (a single run, shared by every seed); empty when neither exists.
+pretrained_run() {
+  local model="$1" seed="$2"
+  if [ -d "$model_exp/$model/checkpoints" ]; then echo "$model_exp/$model"
+  elif [ -d "$model_exp/$model/seed$seed/checkpoints" ]; then echo "$model_exp/$model/seed$seed"
+  fi
+}
+
+# stage_finetune TASK MODELS CONFIG "TRAIN DEV TEST" OPTS EXTRA: one run per model and seed.
 stage_finetune() {
-  local task="$1" models="$2" seeds="$3" conf="$4" opts="$6" extra="$7" model seed train dev test cmd
-  read -r train dev test <<< "$5"
+  local task="$1" models="$2" conf="$3" opts="$5" extra="$6" model seed train dev test cmd run
+  read -r train dev test <<< "$4"
   for model in $models; do
-    [ -d "$model_exp/$model/checkpoints" ] || { echo "stage $task: no pretrained run $model_exp/$model" >&2; return 1; }
     for seed in $seeds; do
-      cmd="$launcher -m masr.downstream.$task $conf --pretrained $model_exp/$model"
+      run="$(pretrained_run "$model" "$seed")"
+      [ -n "$run" ] || { echo "stage $task: no pretrained run $model_exp/$model or $model_exp/$model/seed$seed" \
+                              "(did stage 4 run with these --seeds?)" >&2; return 1; }
+      cmd="$launcher -m masr.downstream.$task $conf --pretrained $run"
       cmd+=" --train_dir $dump/$train --dev_dir $dump/$dev --test_dir $dump/$test --fbank_config $fbank_config"
       cmd+=" --exp_dir $exp/$task/$model/seed$seed --seed $seed --progress false --cpu_threads $threads $extra $opts"
       add_job "$model.seed$seed" "$cmd"
@@ -261,18 +283,22 @@ stage_finetune() {
 
 stage_langid() {
   # shellcheck disable=SC2046
-  stage_finetune langid "$langid_models $(lang2vec_runs)" "$langid_seeds" "$langid_config" "$langid_sets" \
+  stage_finetune langid "$langid_models $(lang2vec_runs)" "$langid_config" "$langid_sets" \
     "$langid_opts" "--pretrain_langs ${langid_pretrain_langs:-$dump/$pretrain_set/utt2lang}"
 }
 
 stage_asr() {
-  stage_finetune asr "$asr_models" "$asr_seeds" "$asr_config" "$asr_sets" "$asr_opts" ""
+  stage_finetune asr "$asr_models" "$asr_config" "$asr_sets" "$asr_opts" ""
 }
 
 stage_probe() {
-  local model
+  local model seed run
   for model in $probe_models; do
-    add_job "$model" "python -m masr.downstream.probe $probe_config --pretrained $model_exp/$model --dump_dir $dump --exp_dir $exp/probe/$model --cpu_threads $threads $probe_opts"
+    for seed in $seeds; do
+      run="$(pretrained_run "$model" "$seed")"
+      [ -n "$run" ] || { echo "stage probe: no pretrained run $model_exp/$model or $model_exp/$model/seed$seed" >&2; return 1; }
+      add_job "$model.seed$seed" "python -m masr.downstream.probe $probe_config --pretrained $run --dump_dir $dump --exp_dir $exp/probe/$model/seed$seed --cpu_threads $threads $probe_opts"
+    done
   done
   run_stage_jobs stage7.probe
 }
@@ -286,19 +312,30 @@ run_stage 2 features "$(signature "$fbank_config" "$shard_utts" "$splits" "$data
 [ -n "$pretrain_configs" ] &&
 run_stage 3 pretrain "$(signature $pretrain_configs "$pretrain_opts" "$pretrain_set" "$valid_set" "$launcher" "$exp/stamps/stage2.features.done")" stage_pretrain
 [ -n "$masr_configs$lang2vec_types" ] &&
-run_stage 4 masr "$(signature $masr_configs "$masr_opts" "$lang2vec_config" "$lang2vec_types" "$baseline" "$(baseline_checkpoint)" "$pretrain_set" "$valid_set" "$launcher" "$exp/stamps/stage3.pretrain.done")" stage_masr
+run_stage 4 masr "$(signature $masr_configs "$masr_opts" "$lang2vec_config" "$lang2vec_types" "$seeds" \
+  "$baseline" "$(baseline_checkpoint)" "$pretrain_set" "$valid_set" "$launcher" "$exp/stamps/stage3.pretrain.done")" \
+  stage_masr
 # Stages 5-7 depend on the pretrained runs: through stage 4's (and 3's) stamp, and, for runs of
 # another recipe (--model-exp), through the size and time of each run's exported encoder.
 model_versions() {
-  local m
-  for m in "$@"; do echo "$m=$(stat -c '%s.%Y' "$model_exp/$m/encoder.pt" 2>/dev/null || echo none)"; done
+  local m seed run
+  for m in "$@"; do
+    for seed in $seeds; do
+      run="$(pretrained_run "$m" "$seed")"
+      echo "$m.$seed=$(stat -c '%s.%Y' "${run:-none}/encoder.pt" 2>/dev/null || echo none)"
+    done
+  done
 }
 upstream="$exp/stamps/stage2.features.done $exp/stamps/stage3.pretrain.done $exp/stamps/stage4.masr.done $model_exp"
 [ -n "$langid_models$lang2vec_types" ] &&
-run_stage 5 langid "$(signature "$langid_config" "$langid_models" "$(lang2vec_runs)" "$langid_seeds" "$langid_sets" "$langid_opts" "$langid_pretrain_langs" "$launcher" "$upstream" "$(model_versions $langid_models $(lang2vec_runs))")" stage_langid
+run_stage 5 langid "$(signature "$langid_config" "$langid_models" "$(lang2vec_runs)" "$seeds" "$langid_sets" \
+  "$langid_opts" "$langid_pretrain_langs" "$launcher" "$upstream" "$(model_versions $langid_models $(lang2vec_runs))")" \
+  stage_langid
 [ -n "$asr_models" ] &&
-run_stage 6 asr "$(signature "$asr_config" "$asr_models" "$asr_seeds" "$asr_sets" "$asr_opts" "$launcher" "$upstream" "$(model_versions $asr_models)")" stage_asr
+run_stage 6 asr "$(signature "$asr_config" "$asr_models" "$seeds" "$asr_sets" "$asr_opts" "$launcher" "$upstream" \
+  "$(model_versions $asr_models)")" stage_asr
 [ -n "$probe_models" ] &&
-run_stage 7 probe "$(signature "$probe_config" "$probe_models" "$probe_opts" "$upstream" "$(model_versions $probe_models)")" stage_probe
+run_stage 7 probe "$(signature "$probe_config" "$probe_models" "$seeds" "$probe_opts" "$upstream" \
+  "$(model_versions $probe_models)")" stage_probe
 run_stage 8 report "$(signature "$report_config" "$exp/stamps/stage5.langid.done" "$exp/stamps/stage6.asr.done" "$exp/stamps/stage7.probe.done")" stage_report
 log "finished stages $stage..$stop_stage"

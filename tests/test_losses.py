@@ -225,6 +225,12 @@ def test_anchor_subset_is_the_sum_of_its_terms():
 # ---------------------------------------------------------------- DDP (2 gloo processes, unequal batches)
 
 SIZES = (5, 7)
+GROUPED = ((4, "sum"), (5, "mean"))  # G = 4: a group straddles the ranks; G = 5: a partial last group
+
+
+def _theta():
+    """A linear map shared by the ranks: q = x theta, whose DDP-averaged gradient is checked."""
+    return torch.randn(6, 5, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
 
 
 def _free_port():
@@ -252,9 +258,23 @@ def _ddp_worker(rank, world, port, q_global, labels_global, meta_global, out_dir
         h_all, _, none, anchors_h = gather_for_mining(h, labels_global[rows])
         loss_h = hard_triplet_loss(h_all, labels_all, 0.4, anchors=anchors_h)
         loss_h.backward()
+        # mining within groups of the gathered batch, scaled by the world size; DDP averages the
+        # parameter gradients over the ranks (done here by hand)
+        grouped = {}
+        for group_size, reduction in GROUPED:
+            theta = _theta().requires_grad_()
+            z_all, z_labels, z_meta, z_anchors = gather_for_mining(q_global[rows] @ theta, labels_global[rows],
+                                                                   meta_global[rows])
+            loss_g, info_g = hard_triplet_loss(z_all, z_labels, 0.4, meta=z_meta, alpha=0.5, reduction=reduction,
+                                               anchors=z_anchors, return_info=True, mining_group_size=group_size,
+                                               world_size=world)
+            loss_g.backward()
+            grad = theta.grad.clone()
+            dist.all_reduce(grad)
+            grouped[group_size] = dict(loss=loss_g.detach(), grad=grad / world, info=info_g)
         torch.save(dict(loss=loss.detach(), grad=q.grad, q_all=q_all.detach(), labels_all=labels_all,
                         meta_all=meta_all, anchors=anchors, info=info, meta_none=none is None,
-                        loss_h=loss_h.detach(), grad_h=h.grad), os.path.join(out_dir, f"rank{rank}.pt"))
+                        loss_h=loss_h.detach(), grad_h=h.grad, grouped=grouped), os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         distributed.cleanup()  # barrier, then destroy: no rank tears down mid-transfer
 
@@ -294,3 +314,18 @@ def test_ddp_gather_matches_single_process(tmp_path):
     assert sum(out["loss_h"].item() for out in ranks) == pytest.approx(loss_h.item(), abs=1e-12)
     # gradient really crosses ranks: some rank-0 anchor picks a rank-1 row, or the reverse
     assert any((i < 5) != (k < 5) for i, k in enumerate(info["neg_index"].tolist()))
+    # grouped: the ranks' losses average to the single-process loss, the DDP-averaged gradient is its gradient
+    for group_size, reduction in GROUPED:
+        theta = _theta().requires_grad_()
+        loss_g, info_g = hard_triplet_loss(q_global @ theta, labels_global, 0.4, meta=meta_global, alpha=0.5,
+                                           reduction=reduction, return_info=True, mining_group_size=group_size)
+        loss_g.backward()
+        assert loss_g.item() > 0
+        outs = [out["grouped"][group_size] for out in ranks]
+        assert sum(o["loss"].item() for o in outs) / 2 == pytest.approx(loss_g.item(), abs=1e-12)
+        start = 0
+        for rank, o in enumerate(outs):
+            torch.testing.assert_close(o["grad"], theta.grad, atol=1e-12, rtol=0)
+            for key in info_g:
+                assert torch.equal(o["info"][key], info_g[key][start:start + SIZES[rank]]), key
+            start += SIZES[rank]

@@ -18,6 +18,9 @@ MASR_LANG = {"name": "lang", "encoder": {"kind": "lang2vec", "feature": "syntact
              "alpha": 0.5, "weight": 3.0, "margin": 0.2}
 GEO = {"name": "geo", "encoder": {"kind": "geo"}, "proj_dim": 8, "weight": 1.0, "margin": 0.2}
 TEXT = {"name": "text", "encoder": {"kind": "text", "dim": 16}, "proj_dim": 8, "weight": 1.0, "margin": 0.2}
+# the paper's loss form: Eq. 2 summed within groups (5 here: 16 utterances = 3 groups of 5 + 1)
+GROUPED = dict(MASR_LANG, mining_group_size=5, reduction="sum")
+GROUPED_MEAN = dict(MASR_LANG, mining_group_size=5, reduction="mean")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +39,8 @@ def batch_of(dump, streams):
     return collate_feats([ds[i] for i in range(len(ds))])
 
 
-@pytest.mark.parametrize("streams", [[LASR], [MASR_LANG], [MASR_LANG, GEO], [MASR_LANG, TEXT]])
+@pytest.mark.parametrize("streams", [[LASR], [MASR_LANG], [MASR_LANG, GEO], [MASR_LANG, TEXT], [GROUPED],
+                                     [GROUPED_MEAN, dict(GEO, mining_group_size=4)]])
 def test_total_loss_is_ssl_plus_weighted_stream_losses(dump, streams):
     model = MASR(tiny_ssl(dump), streams, train_dir=dump).eval()
     batch = batch_of(dump, model.metadata_streams)
@@ -51,7 +55,8 @@ def test_total_loss_is_ssl_plus_weighted_stream_losses(dump, streams):
         values = batch[stream.name]
         e = stream.encoder.encode(values) if stream.encoder.dim > 0 else None
         loss = hard_triplet_loss(stream.projection(h), stream.encoder.labels(values), stream.margin, meta=e,
-                                 alpha=stream.alpha, reduction=stream.reduction)
+                                 alpha=stream.alpha, reduction=stream.reduction,
+                                 mining_group_size=stream.mining_group_size)
         expected = expected + stream.weight * loss
         assert torch.allclose(out.metrics[f"{stream.name}_triplet"], loss.detach(), atol=1e-6)
         assert 0.0 <= float(out.metrics[f"{stream.name}_active"]) <= 1.0
@@ -70,6 +75,37 @@ def test_lasr_has_no_projection_and_masr_reports_negatives_differing_from_lasr(d
     out.loss.backward()
     assert masr.streams[0].projection.weight.grad.abs().sum() > 0  # q = W h is trained
     assert masr.ssl.head.weight.grad.abs().sum() > 0
+
+
+def test_grouped_stream_mines_lasr_reference_within_the_same_groups(dump):
+    model = MASR(tiny_ssl(dump), [GROUPED], train_dir=dump).eval()
+    stream = model.streams[0]
+    assert stream.mining_group_size == 5
+    batch = batch_of(dump, ["lang"])
+    torch.manual_seed(1)
+    out = model(batch["feats"], batch["lengths"], metadata={"lang": batch["lang"]})
+    torch.manual_seed(1)
+    h = model.ssl(batch["feats"], batch["lengths"]).pooled()
+    labels = stream.encoder.labels(batch["lang"])
+    _, masr = hard_triplet_loss(stream.projection(h), labels, 0.2, meta=stream.encoder.encode(batch["lang"]),
+                                alpha=0.5, mining_group_size=5, return_info=True)
+    _, lasr = hard_triplet_loss(h, labels, 0.2, mining_group_size=5, return_info=True)
+    has_neg = masr["has_negative"]
+    assert has_neg.any()
+    assert all(k < 0 or k // 5 == i // 5 for i, k in enumerate(lasr["neg_index"].tolist()))
+    expected = ((lasr["neg_index"] != masr["neg_index"]) & has_neg).float().sum() / has_neg.float().sum()
+    assert torch.allclose(out.metrics["lang_neg_differs_from_lasr"], expected)
+    assert torch.allclose(out.metrics["lang_active"], masr["active"].float().sum() / has_neg.float().sum())
+
+
+def test_invalid_stream_options_name_the_stream(dump):
+    for bad in (0, -16, 16.5, "16", True):
+        with pytest.raises(ValueError, match="stream 'lang': mining_group_size must be a positive int or null"):
+            MASR(tiny_ssl(dump), [dict(MASR_LANG, mining_group_size=bad)], train_dir=dump)
+    with pytest.raises(ValueError, match="stream 'geo': reduction"):
+        MASR(tiny_ssl(dump), [MASR_LANG, dict(GEO, reduction="avg")], train_dir=dump)
+    model = MASR(tiny_ssl(dump), [dict(MASR_LANG, mining_group_size=None)], train_dir=dump)
+    assert model.streams[0].mining_group_size is None
 
 
 def test_label_ids_are_fixed_from_the_training_data(dump):

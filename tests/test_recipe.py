@@ -7,6 +7,7 @@ part of a stage's signature. Everything is written under pytest's tmp dirs, neve
 """
 
 import csv
+import json
 import os
 import re
 import shutil
@@ -415,7 +416,7 @@ def test_stage3_pretrains_each_config_and_skips_when_done(mini, tmp_path):
     # stage 4: the continued-pretraining variants start from that run's checkpoint
     args4 = ["--stage", "4", "--stop-stage", "4", "--data", mini.data, "--dump", mini.dump, "--exp", exp,
              "--masr-configs", " ".join(f"conf/continue_{v}.yaml" for v in ("bestrq", "lasr", "masr", "geomasr", "textmasr")),
-             "--lang2vec-types", "genetic",
+             "--lang2vec-types", "genetic", "--seeds", "1 2",
              "--masr-opts", "--max_steps 2 --log_every 1 --valid_every 2 --checkpoint_every 2 --max_batch_frames 3000"]
     r = run_mini(args4, timeout=600)
     assert r.returncode == 0, output(r)
@@ -423,14 +424,15 @@ def test_stage3_pretrains_each_config_and_skips_when_done(mini, tmp_path):
     for variant, streams in [("continue_bestrq", []), ("continue_lasr", ["lang"]), ("continue_masr", ["lang"]),
                              ("continue_geomasr", ["lang", "geo"]), ("continue_textmasr", ["lang", "text"]),
                              ("continue_masr_genetic", ["lang"])]:
-        log = (exp / variant / "train_log.txt").read_text()
+        assert (exp / variant / "seed2" / "encoder.pt").is_file(), variant  # one run per seed
+        log = (exp / variant / "seed1" / "train_log.txt").read_text()
         assert "initialised from" in log and "step 2 | valid" in log, variant
         for stream in streams:
             assert f"{stream}_triplet" in log and f"{stream}_active" in log, (variant, stream)
         if variant in ("continue_masr", "continue_geomasr", "continue_textmasr", "continue_masr_genetic"):
             assert "lang_neg_differs_from_lasr" in log
-    overrides = yaml.safe_load((exp / "continue_masr_genetic" / "overrides.yaml").read_text())
-    assert overrides["lang_feature"] == "genetic"
+    overrides = yaml.safe_load((exp / "continue_masr_genetic" / "seed2" / "overrides.yaml").read_text())
+    assert overrides["lang_feature"] == "genetic" and overrides["seed"] == 2
     # stages 5-8: LangID, ASR, probes and the report on those runs
     probe_config = tmp_path / "probe.yaml"
     probe_config.write_text(
@@ -441,7 +443,7 @@ def test_stage3_pretrains_each_config_and_skips_when_done(mini, tmp_path):
         )
     tiny = "--max_steps 2 --checkpoint_every 1 --max_batch_frames 3000"
     args5 = ["--stage", "5", "--data", mini.data, "--dump", mini.dump, "--exp", exp, "--lang2vec-types", "genetic",
-             "--langid-seeds", "1 2", "--langid-opts", tiny, "--asr-opts", tiny + " --vocab_size 40",
+             "--seeds", "1 2", "--langid-opts", tiny, "--asr-opts", tiny + " --vocab_size 40",
              "--probe-config", probe_config]
     r = run_mini(args5, timeout=600)
     assert r.returncode == 0, output(r)
@@ -451,8 +453,10 @@ def test_stage3_pretrains_each_config_and_skips_when_done(mini, tmp_path):
         for seed in (1, 2):
             assert (exp / "langid" / model / f"seed{seed}" / "results.json").is_file(), (model, seed)
     for model in ("continue_bestrq", "continue_masr"):
-        assert (exp / "asr" / model / "seed1" / "results.json").is_file()
-    assert (exp / "probe" / "continue_lasr" / "results.json").is_file()
+        for seed in (1, 2):
+            results = json.loads((exp / "asr" / model / f"seed{seed}" / "results.json").read_text())
+            assert results["model"] == model and results["seed"] == seed
+    assert (exp / "probe" / "continue_lasr" / "seed2" / "predictions" / "language.tsv").is_file()
     report = (exp / "RESULTS.md").read_text()
     assert "## Table 1" in report and "| +LASR | 2 |" in report
     assert "## Table 2" in report and "## Table 3" in report

@@ -107,11 +107,12 @@ def exp(tmp_path):
 
 def test_table1_cells(exp):
     lines = table1(TABLE1, collect(exp, "langid")).splitlines()
-    assert lines[0] == "| model | seeds | O (2) | NO (2) | overall (4) | macro-F1 | EER |"
-    assert lines[1] == "|---|---:|---:|---:|---:|---:|---:|"
-    assert lines[2] == "| BEST-RQ | 2 | 51.0 ± 1.4 | 25.0 ± 0.0 | 41.0 ± 1.4 | 30.0 ± 0.0 | 20.0 ± 0.0 |"
-    assert lines[3] == "| +LASR | not run | | | | | |"
-    assert lines[4] == "| +MASR | 1 | 57.5 | 30.0 | 43.8 | 41.0 | 12.3 |"
+    assert lines[0] == "| model | seeds | LP (4) | O (2) | NO (2) | overall (4) | macro-F1 | EER | dev kept |"
+    assert lines[1] == "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    # runs without linear_probe / fine_tuned blocks (older runs): no LP column, the kept model as FT
+    assert lines[2] == "| BEST-RQ | 2 | – | 51.0 ± 1.4 | 25.0 ± 0.0 | 41.0 ± 1.4 | 30.0 ± 0.0 | 20.0 ± 0.0 | – |"
+    assert lines[3] == "| +LASR | not run | | | | | | | |"
+    assert lines[4] == "| +MASR | 1 | – | 57.5 | 30.0 | 43.8 | 41.0 | 12.3 | – |"
     notes = "\n".join(lines[5:])
     assert "EER: pooled over all utterance × language trials" in notes
     assert "selected on dev accuracy; all numbers on test (`dump/test`, test_id `t1`)" in notes
@@ -197,7 +198,7 @@ def test_missing_stages_are_reported_not_run(tmp_path):
     text = open(out).read()
     assert f"## Table 2: linear probes\n\nnot run: no {exp}/probe/*/results.json." in text
     assert f"## Table 3: speech recognition\n\nnot run: no {exp}/asr/*/seed*/results.json." in text
-    assert "| BEST-RQ | 1 | 50.0 | 25.0 | 37.5 | 30.0 | 20.0 |" in text
+    assert "| BEST-RQ | 1 | – | 50.0 | 25.0 | 37.5 | 30.0 | 20.0 | – |" in text
     assert "Figure 2: not configured (no `fig2` in the report config)." in text
     assert "- git commit: abc123\n- machine (report generated on): test machine" in text
     assert "- [`conf/langid.yaml`](" in text and "(missing)" in text
@@ -256,8 +257,8 @@ def test_class_counts_move_into_cells_when_runs_disagree(exp):
     run["overlapped"]["num_classes"], run["non_overlapped"]["num_classes"] = 3, 1
     write_json(path, run)
     lines = table1(TABLE1, collect(exp, "langid")).splitlines()
-    assert lines[0] == "| model | seeds | O | NO | overall (4) | macro-F1 | EER |"
-    assert lines[4].startswith("| +MASR | 1 | 50.0 (3) | 25.0 (1) | 37.5 |")
+    assert lines[0] == "| model | seeds | LP (4) | O | NO | overall (4) | macro-F1 | EER | dev kept |"
+    assert lines[4].startswith("| +MASR | 1 | – | 50.0 (3) | 25.0 (1) | 37.5 |")
     assert "- O languages (+MASR) (3): bos, hrv, srp; NO languages (1): rus." in lines
 
 

@@ -6,7 +6,7 @@
 # STATUS: never run on real data (README.md).
 #   DHVANI_ROOT=/data/dhvani ./run.sh --stop-stage 2 --nj 16        data and features (CPUs)
 #   ./run.sh --stage 5 --nj 1                                       LangID fine-tuning (one GPU) and report
-#   ./run.sh --stage 5 --langid-seeds "1 2 3"                       three seeds: mean and spread in exp/RESULTS.md
+#   ./run.sh --stage 5 --seeds "1 2 3"   three seeds (egs/mix stage 4 run with the same --seeds): mean, spread, CIs
 set -euo pipefail
 # where the local Dhvani copy is (not downloadable); a relative DHVANI_ROOT is relative to where you call from
 dhvani_root="$(realpath -m "${DHVANI_ROOT:-$(dirname "$0")/downloads/dhvani}")"

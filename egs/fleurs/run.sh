@@ -6,7 +6,7 @@
 # Stages used: 1 data, 2 features, 5 LangID, 8 report. STATUS: never run on real data (README.md).
 #   FLEURS_ROOT=/data/fleurs ./run.sh --stop-stage 2 --nj 16       data and features (CPUs)
 #   ./run.sh --stage 5 --nj 1                                      LangID fine-tuning (one GPU) and report
-#   ./run.sh --stage 5 --langid-seeds "1 2 3"                      three seeds: mean and spread in exp/RESULTS.md
+#   ./run.sh --stage 5 --seeds "1 2 3"   three seeds (egs/mix stage 4 run with the same --seeds): mean, spread, CIs
 set -euo pipefail
 # where the FLEURS release is (or will be) unpacked; a relative FLEURS_ROOT is relative to where you call from
 fleurs_root="$(realpath -m "${FLEURS_ROOT:-$(dirname "$0")/downloads/fleurs}")"

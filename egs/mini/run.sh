@@ -4,7 +4,7 @@
 #   ./run.sh                          every stage (about 14 minutes on 2 CPU cores)
 #   ./run.sh --config conf/quick.conf the same stages at toy size (a couple of minutes; CI)
 #   ./run.sh --stage 5 --stop-stage 5 LangID fine-tuning only
-#   ./run.sh --langid-seeds "1 2 3"   three fine-tuning seeds: mean and spread in exp/RESULTS.md
+#   ./run.sh --seeds "1 2 3"          three seeds of stages 4-7: mean, spread and CIs in exp/RESULTS.md
 set -euo pipefail
 cd "$(dirname "$0")"
 exec ../../recipes/masr.sh \

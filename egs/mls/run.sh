@@ -6,7 +6,7 @@
 # STATUS: never run on real data (README.md).
 #   MLS_ROOT=/data/mls ./run.sh --stop-stage 2 --nj 32       data and features (CPUs)
 #   ./run.sh --stage 6 --nj 1                                CTC fine-tuning (one GPU) and report
-#   ./run.sh --stage 6 --asr-seeds "1 2 3"                   three seeds: mean and spread in exp/RESULTS.md
+#   ./run.sh --stage 6 --seeds "1 2 3"   three seeds (egs/mix stage 4 run with the same --seeds): mean, spread, CIs
 set -euo pipefail
 # where the MLS releases are (or will be) unpacked; a relative MLS_ROOT is relative to where you call from
 mls_root="$(realpath -m "${MLS_ROOT:-$(dirname "$0")/downloads/mls}")"

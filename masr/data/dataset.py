@@ -40,6 +40,9 @@ class FeatsDataset(torch.utils.data.Dataset):
         Utterances with more frames are dropped (``None``: no limit).
     min_frames : int
         Utterances with fewer frames are dropped.
+    utts : collection of str or None
+        Only these utterances are kept (``None``: all of ``feats.scp``), e.g. the utterances of
+        some languages; ids absent from ``feats.scp`` are ignored.
 
     Attributes
     ----------
@@ -77,9 +80,11 @@ class FeatsDataset(torch.utils.data.Dataset):
     ('u2', (5, 2), 'srp')
     >>> FeatsDataset(d, max_frames=4).utt_ids
     ['u1']
+    >>> FeatsDataset(d, utts={"u2"}).utt_ids
+    ['u2']
     """
 
-    def __init__(self, dump_dir, streams=(), max_frames=None, min_frames=1):
+    def __init__(self, dump_dir, streams=(), max_frames=None, min_frames=1, utts=None):
         self.dump_dir = os.fspath(dump_dir)
         self.streams = list(streams)
         for name in self.streams:
@@ -90,7 +95,10 @@ class FeatsDataset(torch.utils.data.Dataset):
         frames_map = self._read(data, "utt2num_frames", "written by the features stage")
 
         utt_ids, num_frames, self.num_dropped = [], [], 0
+        keep = None if utts is None else set(utts)
         for utt in sorted(scp):
+            if keep is not None and utt not in keep:
+                continue
             if utt not in frames_map:
                 raise DataDirError(f"{data.file('utt2num_frames')}: utterance '{utt}' of feats.scp is missing")
             try:

@@ -56,6 +56,7 @@ from masr.data.dataset import FeatsDataset, collate_feats
 from masr.data.sampler import DynamicBucketBatchSampler
 from masr.downstream import finetune
 from masr.downstream.langid import data_id
+from masr.downstream.pretrained import run_name
 from masr.metrics import edit_distance, wer
 from masr.nnet.conformer import Conv2dSubsampling
 from masr.train import distributed
@@ -578,8 +579,8 @@ def greedy_decode(logits, lengths, tokenizer):
 
 
 @torch.no_grad()
-def transcribe_dir(model, tokenizer, dump_dir, batch_frames=20000, device=None, beam_size=1):
-    """Transcribe every utterance of a dump dir.
+def transcribe_dir(model, tokenizer, dump_dir, batch_frames=20000, device=None, beam_size=1, utts=None):
+    """Transcribe every utterance of a dump dir (or those of ``utts``).
 
     Like :func:`masr.downstream.finetune.predict`, but each batch is decoded as it comes, so that
     the (T', vocabulary) outputs of the whole set are never held at once.
@@ -590,7 +591,7 @@ def transcribe_dir(model, tokenizer, dump_dir, batch_frames=20000, device=None, 
         utt -> hypothesis, in utterance-id order.
     """
     device = device or torch.device("cpu")
-    dataset = FeatsDataset(dump_dir)
+    dataset = FeatsDataset(dump_dir, utts=utts)
     sampler = DynamicBucketBatchSampler(dataset.num_frames, batch_frames, shuffle=False)
     was_training = model.training
     model.eval()
@@ -755,6 +756,23 @@ def write_reports(exp_dir, results, references, hypotheses, languages):
 # the stage
 # --------------------------------------------------------------------------------------------------
 
+def utterances_of_languages(dump_dir, languages):
+    """The utterances of a dump dir whose ``utt2lang`` is in ``languages`` (None: all of them).
+
+    Raises DataDirError naming the dump dir when it has no ``utt2lang`` or none of the languages.
+    """
+    if languages is None:
+        return None
+    data = DataDir(dump_dir)
+    if not data.has("utt2lang"):
+        raise DataDirError(f"{dump_dir}: no 'utt2lang', needed to keep the ASR languages {list(languages)}")
+    wanted = set(languages)
+    utts = {u for u, lang in data.stream("lang").items() if lang in wanted}
+    if not utts:
+        raise DataDirError(f"{data.file('utt2lang')}: no utterance of the ASR languages {sorted(wanted)}")
+    return utts
+
+
 def check_config(config):
     """Refuse settings that make no sense for CTC ASR."""
     if config.get("crop_frames"):
@@ -763,6 +781,10 @@ def check_config(config):
                          "utterance length with max_frames instead")
     if int(config.get("beam_size", 1)) < 1:
         raise ValueError(f"beam_size must be >= 1, got {config['beam_size']}")
+    languages = config.get("languages")
+    if languages is not None and (isinstance(languages, str) or not languages
+                                  or not all(isinstance(x, str) for x in languages)):
+        raise ValueError(f"languages must be null (all) or a non-empty list of utt2lang codes, got {languages!r}")
 
 
 def run(config, rank=0, world_size=1, device=None):
@@ -771,14 +793,19 @@ def run(config, rank=0, world_size=1, device=None):
     device = device or torch.device("cpu")
     exp_dir = config["exp_dir"]
     seed_everything(config["seed"] + rank)
-    train_texts = references_of(config["train_dir"], sorted(DataDir(config["train_dir"]).read("feats.scp")))
+    languages = config.get("languages")
+    subset = {name: utterances_of_languages(config[name], languages) for name in ("train_dir", "dev_dir", "test_dir")}
+    train_utts = sorted(DataDir(config["train_dir"]).read("feats.scp"))
+    if subset["train_dir"] is not None:
+        train_utts = [u for u in train_utts if u in subset["train_dir"]]
+    train_texts = references_of(config["train_dir"], train_utts)
     if rank == 0:
         meta = prepare_tokenizer(train_texts, exp_dir, config["vocab_size"], config.get("model_type", "unigram"))
     distributed.barrier()  # the other ranks read the tokenizer rank 0 trained
     tokenizer = CTCTokenizer(os.path.join(exp_dir, TOKENIZER_MODEL))
     encoder = finetune.pretrained_encoder(config)
-    train = CTCDataset(FeatsDataset(config["train_dir"], max_frames=config.get("max_frames")), train_texts,
-                       tokenizer, encoder)
+    train = CTCDataset(FeatsDataset(config["train_dir"], max_frames=config.get("max_frames"), utts=train_utts),
+                       train_texts, tokenizer, encoder)
     if rank == 0:
         print(f"tokenizer: {meta['model_type']}, {tokenizer.vocab_size} pieces (requested "
               f"{meta['requested_vocab_size']}) + blank = {tokenizer.num_outputs} CTC outputs", flush=True)
@@ -813,16 +840,16 @@ def run(config, rank=0, world_size=1, device=None):
 
     def dev_wer(m):
         nonlocal dev_refs
-        hyps = transcribe_dir(m, tokenizer, config["dev_dir"], frames, device, beam_size)
+        hyps = transcribe_dir(m, tokenizer, config["dev_dir"], frames, device, beam_size, subset["dev_dir"])
         dev_refs = dev_refs or references_of(config["dev_dir"], list(hyps))
         return wer([dev_refs[u] for u in hyps], list(hyps.values()))["wer"]
 
     step, path, dev_score = finetune.select_checkpoint(model, exp_dir, dev_wer, higher_is_better=False, device=device)
-    hyps = transcribe_dir(model, tokenizer, config["test_dir"], frames, device, beam_size)
+    hyps = transcribe_dir(model, tokenizer, config["test_dir"], frames, device, beam_size, subset["test_dir"])
     refs = references_of(config["test_dir"], list(hyps))
     langs = references_of(config["test_dir"], list(hyps), "lang")
     scores = score(refs, hyps, langs)
-    results = {"task": "asr", "model": os.path.basename(os.path.normpath(config["pretrained"])),
+    results = {"task": "asr", "model": run_name(config["pretrained"]),
                "seed": config["seed"],
                "data": {"train": config["train_dir"], "dev": config["dev_dir"], "test": config["test_dir"],
                         "test_id": data_id(refs)},

@@ -173,6 +173,53 @@ def predict(model, dump_dir, batch_frames=20000, device=None, max_frames=None):
     return [(utt, *out[utt]) for utt in sorted(out)]
 
 
+def score_checkpoints(model, exp_dir, score_fn, higher_is_better=True, device=None):
+    """Load each checkpoint of a run into ``model`` and score it on dev.
+
+    Writes ``<exp_dir>/selection.tsv`` (step, dev score, ``*`` on the best: the highest, or the
+    lowest when ``higher_is_better`` is False; ties go to the later step).
+
+    Returns
+    -------
+    list of (step, checkpoint folder, score)
+        In step order. ``model`` is left with the weights of the last checkpoint.
+    """
+    found = list_checkpoints(os.path.join(exp_dir, "checkpoints"))
+    if not found:
+        raise FileNotFoundError(f"{exp_dir}/checkpoints: no checkpoint to select from")
+    scores = []
+    for step, path in found:
+        state, _ = load_checkpoint(path, map_location=device or "cpu")
+        model.load_state_dict(state["model"])
+        scores.append((step, path, float(score_fn(model))))
+    best = best_checkpoint(scores, higher_is_better)
+    with atomic_open(os.path.join(exp_dir, "selection.tsv")) as f:
+        f.write("step\tdev_score\tselected\n")
+        for step, _, score in scores:
+            f.write(f"{step}\t{score:.6f}\t{'*' if step == best[0] else ''}\n")
+    return scores
+
+
+def best_checkpoint(scores, higher_is_better=True):
+    """The (step, path, score) of ``scores`` with the best score; ties go to the later step.
+
+    Example
+    -------
+    >>> best_checkpoint([(0, "a", 0.5), (10, "b", 0.7), (20, "c", 0.7)])
+    (20, 'c', 0.7)
+    >>> best_checkpoint([(0, "a", 0.5), (10, "b", 0.7)], higher_is_better=False)
+    (0, 'a', 0.5)
+    """
+    sign = 1 if higher_is_better else -1
+    return max(scores, key=lambda s: (sign * s[2], s[0]))
+
+
+def load_weights(model, checkpoint, device=None):
+    """Load the model weights of a checkpoint folder into ``model``."""
+    state, _ = load_checkpoint(checkpoint, map_location=device or "cpu")
+    model.load_state_dict(state["model"])
+
+
 def select_checkpoint(model, exp_dir, score_fn, higher_is_better=True, device=None):
     """Load each checkpoint of a run into ``model``, score it on dev, keep the best.
 
@@ -183,22 +230,8 @@ def select_checkpoint(model, exp_dir, score_fn, higher_is_better=True, device=No
     -------
     (step, checkpoint folder, score)
     """
-    found = list_checkpoints(os.path.join(exp_dir, "checkpoints"))
-    if not found:
-        raise FileNotFoundError(f"{exp_dir}/checkpoints: no checkpoint to select from")
-    scores = []
-    for step, path in found:
-        state, _ = load_checkpoint(path, map_location=device or "cpu")
-        model.load_state_dict(state["model"])
-        scores.append((step, path, float(score_fn(model))))
-    sign = 1 if higher_is_better else -1
-    best = max(scores, key=lambda s: (sign * s[2], s[0]))
-    state, _ = load_checkpoint(best[1], map_location=device or "cpu")
-    model.load_state_dict(state["model"])
-    with atomic_open(os.path.join(exp_dir, "selection.tsv")) as f:
-        f.write("step\tdev_score\tselected\n")
-        for step, _, score in scores:
-            f.write(f"{step}\t{score:.6f}\t{'*' if step == best[0] else ''}\n")
+    best = best_checkpoint(score_checkpoints(model, exp_dir, score_fn, higher_is_better, device), higher_is_better)
+    load_weights(model, best[1], device)
     return best
 
 

@@ -13,8 +13,12 @@ training set: linear probing then fine-tuning ("LP-FT", Kumar et al., ICLR 2022)
 form of a frozen-encoder warm-up; the LP model is checkpoint 0, so dev selection can keep it if
 fine-tuning does not help. ``freeze_encoder_steps`` adds an SGD warm-up with the encoder frozen.
 Training: cross-entropy on random crops (see ``masr.downstream.finetune``). Selection: the checkpoint with the best
-dev accuracy. Report (``results.json``, ``per_language.tsv``, ``confusion.tsv``,
-``predictions.tsv``), on test:
+dev accuracy. Both candidates are also reported on their own: the linear probe (checkpoint 0)
+and the fine-tuned model (the best checkpoint after step 0 on dev), under ``linear_probe`` and
+``fine_tuned`` in ``results.json`` (step, dev accuracy, test accuracy overall / O / NO) with
+``predictions.linear_probe.tsv`` and ``predictions.fine_tuned.tsv``; ``selected.kind`` says which
+one dev selection kept. Report of the kept model (``results.json``, ``per_language.tsv``,
+``confusion.tsv``, ``predictions.tsv``), on test:
 
 - accuracy, macro-F1 and EER. EER treats every (utterance, language) pair as a detection trial
   scored by the log-posterior; ``eer_pooling`` says whether one threshold serves all languages
@@ -35,6 +39,7 @@ import torch
 from masr.data.datadir import DataDir, read_kaldi_map
 from masr.data.dataset import FeatsDataset
 from masr.downstream import finetune
+from masr.downstream.pretrained import run_name
 from masr.metrics import accuracy, confusion_matrix, langid_eer, macro_f1
 from masr.train.pretrain import RunConfigMismatch, seed_everything, training_run
 from masr.utils.config import make_parser, parse_arguments
@@ -147,7 +152,12 @@ def write_reports(exp_dir, results, predictions):
         f.write("reference\\predicted\t" + "\t".join(results["labels"]) + "\n")
         for lang, row in zip(results["labels"], results["confusion"]):
             f.write(lang + "\t" + "\t".join(map(str, row)) + "\n")
-    with atomic_open(os.path.join(exp_dir, "predictions.tsv")) as f:
+    write_predictions(os.path.join(exp_dir, "predictions.tsv"), predictions)
+
+
+def write_predictions(path, predictions):
+    """A ``predictions.tsv``: utt, reference, predicted language, its log-posterior."""
+    with atomic_open(path) as f:
         f.write("utt\treference\tpredicted\tlog_posterior\n")
         for utt, ref, hyp, score in predictions:
             f.write(f"{utt}\t{ref}\t{hyp}\t{score:.4f}\n")
@@ -212,16 +222,37 @@ def run(config, rank=0, world_size=1, device=None):
         out = finetune.predict(m, config["dev_dir"], frames, device)
         return accuracy([labels[int(x.argmax())] for _, x, _ in out], [dev_refs[u] for u, _, _ in out])
 
-    step, path, dev_acc = finetune.select_checkpoint(model, config["exp_dir"], dev_accuracy, device=device)
+    scores = finetune.score_checkpoints(model, config["exp_dir"], dev_accuracy, device=device)
+    probe = [s for s in scores if s[0] == 0] if config.get("head_init", "random") == "linear_probe" else []
+    tuned = [s for s in scores if not probe or s[0] > 0]
+    candidates = {"linear_probe": probe[0] if probe else None,
+                  "fine_tuned": finetune.best_checkpoint(tuned) if tuned else None}
+    step, path, dev_acc = finetune.best_checkpoint(scores)
+    test_refs = DataDir(config["test_dir"]).stream("lang")
+    evaluated = {}
+    for kind, best in candidates.items():
+        if best is None or best[0] == step:
+            continue
+        finetune.load_weights(model, best[1], device)
+        evaluated[kind] = evaluate(model, config["test_dir"], labels, seen, config.get("eer_pooling", "pooled"),
+                                   frames, device)
+    finetune.load_weights(model, path, device)
     results, predictions = evaluate(model, config["test_dir"], labels, seen, config.get("eer_pooling", "pooled"),
                                     frames, device)
-    test_refs = DataDir(config["test_dir"]).stream("lang")
-    results = {"task": "langid", "model": os.path.basename(os.path.normpath(config["pretrained"])),
+    kept = "linear_probe" if probe and step == 0 else "fine_tuned"
+    evaluated[kept] = (results, predictions)
+    # the linear probe (checkpoint 0) and the best fine-tuned checkpoint on dev, each on test
+    models = {kind: {"step": best[0], "dev_accuracy": best[2],
+                     **{k: evaluated[kind][0][k] for k in ("overall", "overlapped", "non_overlapped")}}
+              for kind, best in candidates.items() if best is not None}
+    results = {"task": "langid", "model": run_name(config["pretrained"]),
                "seed": config["seed"],
                "data": {"train": config["train_dir"], "dev": config["dev_dir"], "test": config["test_dir"],
                         "test_id": data_id(test_refs)},
-               "selected": {"step": step, "dev_accuracy": dev_acc}, **results}
+               "selected": {"step": step, "dev_accuracy": dev_acc, "kind": kept}, **models, **results}
     write_reports(config["exp_dir"], results, predictions)
+    for kind in models:
+        write_predictions(os.path.join(config["exp_dir"], f"predictions.{kind}.tsv"), evaluated[kind][1])
     finetune.save_model_spec(config["exp_dir"], model, "langid", path, finetune.read_fbank_config(config["fbank_config"]),
                              labels=labels)
     finetune.write_json(os.path.join(config["exp_dir"], "results.json"), results)
@@ -241,6 +272,11 @@ def main(argv=None):
     if results:
         o, no, overall = results["overlapped"], results["non_overlapped"], results["overall"]
         fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+        lp, ft = results.get("linear_probe"), results.get("fine_tuned")
+        if lp and ft:
+            print(f"linear probe (step 0): dev {lp['dev_accuracy']:.3f} test {lp['overall']['accuracy']:.3f} | "
+                  f"fine-tuned (step {ft['step']}): dev {ft['dev_accuracy']:.3f} test {ft['overall']['accuracy']:.3f} | "
+                  f"dev selection kept the {results['selected']['kind'].replace('_', ' ')}")
         print(f"test: accuracy {overall['accuracy']:.3f} | macro-F1 {overall['macro_f1']:.3f} | "
               f"EER {overall['eer']:.3f} ({results['eer_pooling']}) | O ({o['num_classes']}) {fmt(o['accuracy'])} | "
               f"NO ({no['num_classes']}) {fmt(no['accuracy'])} | selected step {results['selected']['step']} "

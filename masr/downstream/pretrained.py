@@ -10,6 +10,7 @@ arguments (``SSLModel.hparams``) with their own weights, so inference needs only
 
 import importlib
 import os
+import re
 
 import torch
 
@@ -18,6 +19,22 @@ from masr.train.checkpoint import list_checkpoints, load_checkpoint
 
 #: The self-contained encoder of a finished pretraining run: ``<run_dir>/encoder.pt``.
 ENCODER_FILE = "encoder.pt"
+
+
+def run_name(run_dir):
+    """The model name of a pretraining run folder: its name, or its parent's for a seed folder.
+
+    Stage 4 of the recipe writes one run per seed (``exp/<config>/seed<S>``); results and tables
+    name the model by the config (``<config>``) and the seed separately.
+
+    Example
+    -------
+    >>> run_name("exp/continue_masr/seed2/"), run_name("exp/pretrain_bestrq")
+    ('continue_masr', 'pretrain_bestrq')
+    """
+    path = os.path.normpath(run_dir)
+    name = os.path.basename(path)
+    return os.path.basename(os.path.dirname(path)) if re.fullmatch(r"seed\d+", name) else name
 
 
 def newest_checkpoint(run_dir):

@@ -22,7 +22,8 @@ test accuracy. Protocols:
   (speaker identification: the test speakers must be seen in training).
 
 With ``speaker_independent: true`` a task refuses to run if a test speaker (``utt2spk``) is also
-in its training data. Results: ``<exp_dir>/results.json``.
+in its training data. Results: ``<exp_dir>/results.json``, and the prediction of every test item
+in ``<exp_dir>/predictions/<task>.tsv`` (for paired comparisons of models in the report).
 """
 
 import hashlib
@@ -37,7 +38,7 @@ import torch
 from masr.data.datadir import DataDir, read_kaldi_map
 from masr.data.dataset import FeatsDataset, collate_feats
 from masr.data.sampler import DynamicBucketBatchSampler
-from masr.downstream.pretrained import load_encoder, newest_checkpoint
+from masr.downstream.pretrained import load_encoder, newest_checkpoint, run_name
 from masr.utils.config import make_parser, parse_arguments
 from masr.utils.fileio import atomic_open
 
@@ -230,12 +231,17 @@ def data_id(labels_by_split):
     return digest.hexdigest()[:16]
 
 
-def run_task(task, embeddings, read_file, l2):
-    """Accuracy of a linear probe on one task (mean over its folds) and its bookkeeping."""
+def run_task(task, embeddings, read_file, l2, predictions=None):
+    """Accuracy of a linear probe on one task (mean over its folds) and its bookkeeping.
+
+    ``predictions``, when a list, receives one ``(fold, dataset, utt, reference, predicted)`` per
+    test item of every fold (what paired significance tests between models need).
+    """
     utts = {name: sorted(vectors) for name, vectors in embeddings.items()}
     folds = protocol_splits(task, utts, read_file)
     accuracies, described = [], []
-    for train, test in folds:
+    predictions = [] if predictions is None else predictions
+    for fold, (train, test) in enumerate(folds):
         if task.get("speaker_independent"):
             check_speaker_independent(task, train, test, read_file)
         labels = {s: read_file(s, task["label"]) for s in (train[0], test[0])}
@@ -250,6 +256,7 @@ def run_task(task, embeddings, read_file, l2):
                                      np.array([index[c] for c in y_train]), len(classes), l2=l2)
         hyp = predict(np.stack([embeddings[test[0]][u] for u in test[1]]))
         accuracies.append(float(np.mean(hyp == np.array([index[c] for c in y_test]))))
+        predictions += [(fold, test[0], u, c, classes[int(h)]) for u, c, h in zip(test[1], y_test, hyp)]
         described.append(([(train[0], u, c) for u, c in zip(train[1], y_train)],
                           [(test[0], u, c) for u, c in zip(test[1], y_test)]))
     first_train, first_test = folds[0]
@@ -259,6 +266,15 @@ def run_task(task, embeddings, read_file, l2):
             "num_classes": len({c for fold in described for part in fold for _, _, c in part}),
             "num_train": len(first_train[1]), "num_test": len(first_test[1]),
             "speaker_independent": bool(task.get("speaker_independent", False)), "data_id": data_id(described)}
+
+
+def write_predictions(path, predictions):
+    """``predictions/<task>.tsv`` of a probe run: fold, dataset, utt, reference, predicted."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with atomic_open(path) as f:
+        f.write("fold\tdataset\tutt\treference\tpredicted\n")
+        for row in predictions:
+            f.write("\t".join(map(str, row)) + "\n")
 
 
 def run(config, device=None):
@@ -279,10 +295,12 @@ def run(config, device=None):
             files[dataset, name] = read_kaldi_map(DataDir(config["datasets"][dataset]).file(name))
         return files[dataset, name]
 
-    results = {"task": "probe", "model": os.path.basename(os.path.normpath(source)), "layer": layer,
+    results = {"task": "probe", "model": run_name(source), "layer": layer,
                "checkpoint": checkpoint, "tasks": {}}
     for task in config["tasks"]:
-        results["tasks"][task["name"]] = run_task(task, embeddings, read_file, config.get("l2", 1e-3))
+        predictions = []
+        results["tasks"][task["name"]] = run_task(task, embeddings, read_file, config.get("l2", 1e-3), predictions)
+        write_predictions(os.path.join(config["exp_dir"], "predictions", f"{task['name']}.tsv"), predictions)
         r = results["tasks"][task["name"]]
         print(f"{task['name']}: accuracy {r['accuracy']:.3f} ({r['protocol']}, {len(r['fold_accuracies'])} fold(s), "
               f"{r['num_classes']} classes)", flush=True)

@@ -14,6 +14,7 @@ Usage (after ``./run.sh`` and ``python benchmarks/data_pipeline.py``)::
 
 import argparse
 import csv
+import glob
 import os
 import sys
 from collections import defaultdict
@@ -134,18 +135,33 @@ def _last_valid(train_log):
 
 
 def variants_table(exp_dir, variants):
-    """Markdown: the last validation line of each continued-pretraining run (stage 4)."""
-    lines = ["| variant | step | SSL valid accuracy | SSL valid loss | language triplet loss | "
-             "language triplets active | negatives differing from LASR |", "|---|---:|---:|---:|---:|---:|---:|"]
+    """Markdown: the last validation line of each continued-pretraining run (stage 4), averaged
+    over its seeds (``<variant>/seed<S>/train_log.txt``; mean ± sample std with several)."""
+    lines = ["| variant | seeds | step | SSL valid accuracy | SSL valid loss | language triplet loss | "
+             "language triplets active | negatives differing from LASR |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name in variants:
-        log = os.path.join(exp_dir, name, "train_log.txt")
-        f = _last_valid(log) if os.path.isfile(log) else None
-        if f is None:
-            lines.append(f"| {name} | not run | | | | | |")
+        logs = sorted(glob.glob(os.path.join(exp_dir, name, "seed*", "train_log.txt")))
+        logs = logs or [p for p in [os.path.join(exp_dir, name, "train_log.txt")] if os.path.isfile(p)]
+        found = [f for f in (_last_valid(log) for log in logs) if f is not None]
+        if not found:
+            lines.append(f"| {name} | not run | | | | | | |")
             continue
-        ssl_loss = f.get("ssl_loss", f["loss"])
-        cells = [f["step"], f"{float(f['accuracy']):.3f}", f"{float(ssl_loss):.3f}"]
-        cells += [f"{float(f[k]):.3f}" if k in f else "-" for k in ("lang_triplet", "lang_active", "lang_neg_differs_from_lasr")]
+
+        def cell(key):
+            values = [float(f[key]) for f in found if key in f]
+            if len(values) < len(found):
+                return "-"
+            if len(values) == 1:
+                return f"{values[0]:.3f}"
+            mean = sum(values) / len(values)
+            std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+            return f"{mean:.3f} ± {std:.3f}"
+
+        for f in found:
+            f.setdefault("ssl_loss", f["loss"])
+        steps = sorted({f["step"] for f in found})
+        cells = [str(len(found)), "/".join(steps), cell("accuracy"), cell("ssl_loss")]
+        cells += [cell(k) for k in ("lang_triplet", "lang_active", "lang_neg_differs_from_lasr")]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -24,6 +24,8 @@ The report config (plain YAML) names the rows of each table and the models of ea
     fig3: {baseline: continue_bestrq, model: continue_masr, threshold: 0.25}
     fig4: {baseline: continue_bestrq, model: continue_masr, languages: [bos, hrv, srp]}
     configs: [conf/pretrain_bestrq.yaml, conf/langid.yaml]
+    paper: {source: ..., table1: {...}}   # optional: the paper's figures, see masr.report.paper
+    compare: {reference: continue_bestrq, pairs: [[continue_masr, continue_lasr]]}  # optional, below
 
 Output: ``RESULTS.md`` (default ``EXP/RESULTS.md``) and PNGs in ``figures/`` next to it. Every
 number comes from the results files; the header records date, git commit, machine and configs.
@@ -40,6 +42,10 @@ Table rules:
   all is reported as ``not run: no EXP/<stage>/...`` instead of its table; a figure entry without
   results is skipped with a note, and a figure with nothing to draw is not written (a stale PNG of
   it is removed) and the report says why.
+- ``compare:`` adds under each table the differences between its rows (every row minus the
+  ``reference`` row, and the extra ``pairs``) with 95% confidence intervals: a paired bootstrap over
+  test utterances with seeds paired by number (:mod:`masr.report.compare`,
+  :mod:`masr.report.significance`), read from the per-utterance files next to each results file.
 - A malformed results file (unreadable JSON, missing or mistyped field, model / seed differing from
   its folder) is an error naming the file.
 """
@@ -57,7 +63,7 @@ import sys
 import numpy as np
 import yaml
 
-from masr.report import figures
+from masr.report import compare, figures, paper
 from masr.utils.fileio import atomic_open
 from masr.utils.machine import describe_machine
 
@@ -70,7 +76,7 @@ PATTERNS = {
     "probe": ("probe/*/results.json", "probe/*/seed*/results.json"),
 }
 
-CONFIG_KEYS = ("title", "table1", "table2", "table3", "fig2", "fig3", "fig4", "configs")
+CONFIG_KEYS = ("title", "table1", "table2", "table3", "fig2", "fig3", "fig4", "configs", "compare", "paper")
 
 EER_POOLING = {
     "pooled": "pooled over all utterance × language trials (one global threshold)",
@@ -195,6 +201,15 @@ SCHEMAS = {
     "probe": {"task": STR, "model": STR, "tasks": DICT},
 }
 
+#: The linear probe and the fine-tuned model of a LangID run (optional blocks of its results.json).
+LANGID_CANDIDATE = {
+    "step": INT, "dev_accuracy": NUM,
+    "overall": {"accuracy": OPT_NUM, "macro_f1": OPT_NUM, "eer": OPT_NUM, "num_classes": INT, "num_utts": INT},
+    "overlapped": {"accuracy": OPT_NUM, "num_classes": INT, "num_utts": INT},
+    "non_overlapped": {"accuracy": OPT_NUM, "num_classes": INT, "num_utts": INT},
+}
+LANGID_KINDS = ("linear_probe", "fine_tuned")
+
 LANGID_LANGUAGE = {"accuracy": OPT_NUM, "num_utts": INT, "overlapped": "boolean"}
 ASR_LANGUAGE = {"wer": OPT_NUM, "cer": OPT_NUM}
 PROBE_TASK = {"dataset": STR, "protocol": STR, "accuracy": OPT_NUM, "fold_accuracies": LIST,
@@ -259,6 +274,11 @@ def load_results(path, task):
     if run["task"] != task:
         raise ResultsError(f"{path}: malformed results file: task '{run['task']}', expected '{task}'")
     if task == "langid":
+        for kind in LANGID_KINDS:
+            if kind in run:
+                if not isinstance(run[kind], dict):
+                    raise ResultsError(f"{path}: malformed results file: '{kind}' should be a mapping")
+                _check(run[kind], LANGID_CANDIDATE, path, kind)
         for lang, entry in run["per_language"].items():
             if not isinstance(entry, dict):
                 raise ResultsError(f"{path}: malformed results file: 'per_language.{lang}' should be a mapping")
@@ -383,8 +403,15 @@ def _not_run(stage, exp):
 # tables
 # --------------------------------------------------------------------------------------------------
 
-def table1(rows, by_model):
-    """Paper Table 1: LangID test accuracy on O / NO languages, overall, macro-F1 and EER.
+def fine_tuned(run):
+    """The fine-tuned model's results of a LangID run: its ``fine_tuned`` block, or the run itself
+    (the model dev selection kept) for runs without one (older runs, ``head_init: random``)."""
+    return run.get("fine_tuned", run)
+
+
+def table1(rows, by_model, compare_config=None):
+    """Paper Table 1: LangID test accuracy of the linear probe, and of the fine-tuned model on O /
+    NO languages, overall, macro-F1 and EER; then the differences between rows with CIs.
 
     Arguments
     ---------
@@ -392,12 +419,14 @@ def table1(rows, by_model):
         ``{"name": ..., "model": ...}`` in table order.
     by_model : dict
         Model -> LangID runs (:func:`collect`).
+    compare_config : dict or None
+        The report config's ``compare:`` block (None: no differences table).
 
     Returns
     -------
     str
         Markdown: the table and the notes under it (EER pooling, dev selection / test numbers,
-        the O and NO languages, the runs).
+        the O and NO languages, the runs), and the differences table.
     """
     rows = _rows(rows, by_model)
     runs = [r for _, _, rs in rows for r in rs]
@@ -414,30 +443,41 @@ def table1(rows, by_model):
         return label if n is None else f"{label} ({n})"
 
     def cell(rs, part, metric, n):
-        text = fmt_pct([r[part][metric] for r in rs])
+        text = fmt_pct([fine_tuned(r)[part][metric] for r in rs])
         if n is None:  # runs disagree on the class count (different pretraining languages)
             text += " (" + "/".join(str(c) for c in sorted({r[part]["num_classes"] for r in rs})) + ")"
         return text
 
-    lines = [f"| model | seeds | {head('O', n_o)} | {head('NO', n_no)} | {head('overall', n_all)} "
-             "| macro-F1 | EER |", "|---|---:|---:|---:|---:|---:|---:|"]
+    def kept(rs):
+        kinds = [r["selected"].get("kind") for r in rs]
+        if any(k is None for k in kinds):
+            return "–"
+        return f"FT {kinds.count('fine_tuned')}/{len(kinds)}"
+
+    lines = [f"| model | seeds | {head('LP', n_all)} | {head('O', n_o)} | {head('NO', n_no)} | "
+             f"{head('overall', n_all)} | macro-F1 | EER | dev kept |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, _, rs in rows:
         if not rs:
-            lines.append(f"| {name} | not run | | | | | |")
+            lines.append(f"| {name} | not run | | | | | | | |")
             continue
-        lines.append(f"| {name} | {len(rs)} | {cell(rs, 'overlapped', 'accuracy', n_o)} | "
+        probe = [r["linear_probe"]["overall"]["accuracy"] for r in rs if "linear_probe" in r]
+        lines.append(f"| {name} | {len(rs)} | {fmt_pct(probe) if len(probe) == len(rs) else '–'} | "
+                     f"{cell(rs, 'overlapped', 'accuracy', n_o)} | "
                      f"{cell(rs, 'non_overlapped', 'accuracy', n_no)} | "
                      f"{cell(rs, 'overall', 'accuracy', n_all)} | "
-                     f"{fmt_pct([r['overall']['macro_f1'] for r in rs])} | "
-                     f"{fmt_pct([r['overall']['eer'] for r in rs])} |")
+                     f"{fmt_pct([fine_tuned(r)['overall']['macro_f1'] for r in rs])} | "
+                     f"{fmt_pct([fine_tuned(r)['overall']['eer'] for r in rs])} | {kept(rs)} |")
     if not runs:
         return "\n".join(lines) + "\n\nNone of these models has LangID results."
     first = runs[0]
     pooling = first["eer_pooling"]
     notes = [
-        "Test accuracy (%) on the languages seen in pretraining (O), the others (NO) and all; "
-        "macro-F1 and EER (%) over all languages. Class counts in parentheses. "
-        "Several seeds: mean ± sample standard deviation.",
+        "Test accuracy (%) of the linear probe on the frozen encoder (LP, all languages) and of the "
+        "fine-tuned model (FT: the best checkpoint after the probe on dev accuracy) on the languages seen "
+        "in pretraining (O), the others (NO) and all; FT macro-F1 and EER (%) over all languages. "
+        "Class counts in parentheses. Several seeds: mean ± sample standard deviation. "
+        "dev kept: for how many seeds dev accuracy preferred the fine-tuned model to the probe "
+        "(the model `masr.infer` uses; figures use it too).",
         f"EER: {EER_POOLING.get(pooling, pooling)} (`eer_pooling: {pooling}`).",
         f"Checkpoints selected on dev accuracy; all numbers on test (`{first['data'].get('test', 'test')}`, "
         f"test_id `{_short(_test_id(first))}`).",
@@ -455,7 +495,23 @@ def table1(rows, by_model):
         notes.append(f"O languages{who} ({len(o)}): {', '.join(o) or '-'}; "
                      f"NO languages ({len(no)}): {', '.join(no) or '-'}.")
     notes.append(f"Runs: {_runs_note(rows, 'dev_accuracy', 'dev accuracy')}.")
-    return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes)
+    text = "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes)
+    if compare_config:
+        have = [k for k in LANGID_KINDS if all(k in r for r in runs)] or ["selected"]
+        text += _differences("Table 1", rows, by_model, compare.langid_metrics(have), compare_config)
+    return text
+
+
+def _differences(title, rows, by_model, metrics, config, lower_is_better=()):
+    """The differences table of a results table (:func:`masr.report.compare.differences_table`)."""
+    names = {model: name for name, model, _ in rows}
+    try:
+        table = compare.differences_table(title, names, by_model, metrics, config, lower_is_better)
+    except compare.OutcomesError as e:  # e.g. runs from before the stages wrote them
+        return f"\n\nDifferences between rows: not computed: {e}."
+    except ValueError as e:
+        raise ResultsError(f"{title}: confidence intervals: {e}") from None
+    return f"\n\nDifferences between rows (paired bootstrap):\n\n{table}" if table else ""
 
 
 def _probe_description(entry):
@@ -463,7 +519,7 @@ def _probe_description(entry):
             entry["num_train"], entry["num_test"], len(entry["fold_accuracies"]))
 
 
-def table2(rows, by_model):
+def table2(rows, by_model, compare_config=None):
     """Paper Table 2: linear-probe accuracy per model (rows) and task (columns).
 
     Columns are the union of the rows' tasks in first-seen order. With several results files per
@@ -525,10 +581,12 @@ def table2(rows, by_model):
     if multi_fold:
         text += ("\n\nSpread across folds: accuracy (%) mean ± sample std over the folds "
                  "(`fold_accuracies`).\n\n" + "\n".join(folds))
+    if compare_config:
+        text += _differences("Table 2", rows, by_model, compare.probe_metrics(tasks), compare_config)
     return text
 
 
-def table3(rows, by_model):
+def table3(rows, by_model, compare_config=None):
     """Paper Table 3: ASR test WER (%) per language and their unweighted average, then CER.
 
     Arguments
@@ -573,8 +631,12 @@ def table3(rows, by_model):
         f"on dev WER; numbers on test (test_id `{_short(_test_id(first))}`).",
         f"Runs: {_runs_note(rows, 'dev_wer', 'dev WER')}.",
     ]
-    return ("WER (%):\n\n" + table("wer") + "\n\nCER (%):\n\n" + table("cer") + "\n\n"
+    text = ("WER (%):\n\n" + table("wer") + "\n\nCER (%):\n\n" + table("cer") + "\n\n"
             + "\n".join(f"- {n}" for n in notes))
+    if compare_config:
+        text += _differences("Table 3, corpus-level WER / CER over all test utterances", rows, by_model,
+                             compare.asr_metrics(), compare_config, lower_is_better=("WER", "CER"))
+    return text
 
 
 # --------------------------------------------------------------------------------------------------
@@ -757,7 +819,8 @@ def load_report_config(path):
     Raises
     ------
     ResultsError
-        Naming ``path``: not a mapping, an unknown key, a table row without ``name`` / ``model``.
+        Naming ``path``: not a mapping, an unknown key, a table row without ``name`` / ``model``, a
+        ``paper:`` block that :func:`masr.report.paper.check_block` rejects (naming its key).
     """
     try:
         with open(path, encoding="utf-8") as f:
@@ -783,6 +846,15 @@ def load_report_config(path):
         raise ResultsError(f"{path}: 'fig2.types' should be a mapping type -> model")
     if not isinstance(config.get("configs") or [], list):
         raise ResultsError(f"{path}: 'configs' should be a list of paths")
+    if config.get("compare") is not None:
+        try:
+            compare.check_compare_config(config["compare"], path)
+        except ValueError as e:
+            raise ResultsError(str(e)) from None
+    try:
+        paper.check_block(config, path)
+    except paper.PaperError as e:
+        raise ResultsError(str(e)) from None
     return config
 
 
@@ -845,7 +917,8 @@ def render_report(exp, config_path, out, machine=None, commit=None, date=None):
         elif not results[stage]:
             parts.append(_not_run(stage, exp) + ".")
         else:
-            parts.append(make(config[key], results[stage]))
+            parts.append(make(config[key], results[stage], config.get("compare")))
+        parts[-1] = paper.annotate(parts[-1], key, config)  # the paper's rows, if the config has them
 
     parts.append("## Figures")
     for key, make in (("fig2", fig2), ("fig3", fig3), ("fig4", fig4)):
@@ -858,6 +931,7 @@ def render_report(exp, config_path, out, machine=None, commit=None, date=None):
             parts.append(f"Figure {number} not drawn: LangID {_not_run('langid', exp)}.")
         else:
             parts.append(make(config[key], results["langid"], fig_dir, names))
+        parts[-1] = paper.annotate(parts[-1], key, config)
 
     parts.append("## Configs")
     configs = [_link(config_path, out_dir) + " (this report)"]
