@@ -4,6 +4,7 @@
 #                       build the embedded corpus and run every stage on it (egs/mini)
 #   ./run.sh --test     create the environment if missing, then run the test suite
 #   ./run.sh --quick    every stage at toy size (egs/mini/conf/quick.conf), a few minutes: CI
+#   ./run.sh --profile long   encoders trained 10x longer, 3 seeds (egs/mini/conf/long.conf)
 #   ./run.sh [options]  options go to egs/mini/run.sh (./run.sh --help lists stages and options)
 set -euo pipefail
 root="$(cd "$(dirname "$0")" && pwd)"
@@ -16,5 +17,12 @@ case " $* " in *" --help "*|*" -h "*) exec "$root/egs/mini/run.sh" --help ;; esa
 if [ "${1:-}" = --quick ]; then
   shift
   exec "$root/egs/mini/run.sh" --config conf/quick.conf "$@"
+fi
+if [ "${1:-}" = --profile ]; then
+  case "${2:-}" in
+    default) shift 2 ;;
+    quick|long) profile="$2"; shift 2; exec "$root/egs/mini/run.sh" --config "conf/$profile.conf" "$@" ;;
+    *) echo "$0: --profile must be default, quick or long, got '${2:-}'" >&2; exit 2 ;;
+  esac
 fi
 exec "$root/egs/mini/run.sh" "$@"

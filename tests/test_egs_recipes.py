@@ -77,8 +77,8 @@ def test_mix_trains_sharded_baseline_and_continues_from_the_kept_step(mix):
     assert ckpts == ["step-00000002", "step-00000003"]
     assert f"continuing from {out / 'exp' / 'pretrain_bestrq' / 'checkpoints' / 'step-00000002'}" in r.stdout
     for run_name in ("continue_lasr", "continue_masr", "continue_masr_genetic"):
-        assert (out / "exp" / run_name / "encoder.pt").is_file(), run_name
-        assert "lang_triplet" in (out / "exp" / run_name / "train_log.txt").read_text(), run_name
+        assert (out / "exp" / run_name / "seed1" / "encoder.pt").is_file(), run_name
+        assert "lang_triplet" in (out / "exp" / run_name / "seed1" / "train_log.txt").read_text(), run_name
 
 
 def test_fleurs_langid_on_the_mix_encoders(mix, tmp_path):

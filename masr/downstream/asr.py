@@ -36,7 +36,9 @@ of repeated tokens, than encoder output frames) are dropped, counted, printed an
 
 Decoding: greedy (``beam_size: 1``: best output per frame, repeats collapsed, blanks removed), or a
 CTC prefix beam search without language model (``beam_size: k > 1``). Selection: the checkpoint
-with the lowest dev WER. Report (``results.json``, ``per_language.tsv``, ``hypotheses.tsv``), on
+with the lowest dev WER (``selection_metric: wer``) or CER (``cer``). ``languages`` (a list of
+``utt2lang`` codes, or null for all) restricts training, selection and test to those languages.
+Report (``results.json``, ``per_language.tsv``, ``hypotheses.tsv``), on
 test: WER and CER per language (``utt2lang`` of the test dir), their unweighted mean over
 languages and their corpus-level values. CER is computed on characters with the spaces removed, so
 that it measures scripts written without word boundaries (Japanese) too.
@@ -781,6 +783,8 @@ def check_config(config):
                          "utterance length with max_frames instead")
     if int(config.get("beam_size", 1)) < 1:
         raise ValueError(f"beam_size must be >= 1, got {config['beam_size']}")
+    if config.get("selection_metric", "wer") not in ("wer", "cer"):
+        raise ValueError(f"selection_metric must be 'wer' or 'cer', got {config['selection_metric']!r}")
     languages = config.get("languages")
     if languages is not None and (isinstance(languages, str) or not languages
                                   or not all(isinstance(x, str) for x in languages)):
@@ -838,13 +842,17 @@ def run(config, rank=0, world_size=1, device=None):
     beam_size = int(config.get("beam_size", 1))
     dev_refs = None
 
-    def dev_wer(m):
+    metric = config.get("selection_metric", "wer")
+
+    def dev_error_rate(m):
         nonlocal dev_refs
         hyps = transcribe_dir(m, tokenizer, config["dev_dir"], frames, device, beam_size, subset["dev_dir"])
         dev_refs = dev_refs or references_of(config["dev_dir"], list(hyps))
-        return wer([dev_refs[u] for u in hyps], list(hyps.values()))["wer"]
+        refs = [dev_refs[u] for u in hyps]
+        return wer(refs, list(hyps.values()))["wer"] if metric == "wer" else cer(refs, list(hyps.values()))["cer"]
 
-    step, path, dev_score = finetune.select_checkpoint(model, exp_dir, dev_wer, higher_is_better=False, device=device)
+    step, path, dev_score = finetune.select_checkpoint(model, exp_dir, dev_error_rate, higher_is_better=False,
+                                                       device=device)
     hyps = transcribe_dir(model, tokenizer, config["test_dir"], frames, device, beam_size, subset["test_dir"])
     refs = references_of(config["test_dir"], list(hyps))
     langs = references_of(config["test_dir"], list(hyps), "lang")
@@ -854,7 +862,8 @@ def run(config, rank=0, world_size=1, device=None):
                "data": {"train": config["train_dir"], "dev": config["dev_dir"], "test": config["test_dir"],
                         "test_id": data_id(refs)},
                "vocab_size": tokenizer.vocab_size, "decoding": decoding_name(beam_size),
-               "selected": {"step": step, "dev_wer": dev_score}, **scores}
+               "languages": sorted(set(langs.values())),
+               "selected": {"step": step, f"dev_{metric}": dev_score, "metric": metric}, **scores}
     write_reports(exp_dir, results, refs, hyps, langs)
     finetune.save_model_spec(exp_dir, model, "asr", path, finetune.read_fbank_config(config["fbank_config"]),
                              tokenizer=TOKENIZER_MODEL, blank=BLANK, decoding=decoding_name(beam_size))
@@ -877,7 +886,8 @@ def main(argv=None):
         avg, overall, sel = results["average"], results["overall"], results["selected"]
         print(f"test: average WER {avg['wer']:.3f} | CER {avg['cer']:.3f} | overall WER {overall['wer']:.3f} | "
               f"CER {overall['cer']:.3f} | {len(results['per_language'])} languages | {results['decoding']} | "
-              f"vocab {results['vocab_size']} | selected step {sel['step']} (dev WER {sel['dev_wer']:.3f})")
+              f"vocab {results['vocab_size']} | selected step {sel['step']} "
+              f"(dev {sel['metric'].upper()} {sel['dev_' + sel['metric']]:.3f})")
     return 0
 
 

@@ -193,8 +193,11 @@ def main(argv=None):
                                            "pretrain_curve": learning_curve(args.train_log),
                                            "masr_variants": variants_table(os.path.join(ROOT, "egs/mini/exp"), VARIANTS),
                                            "results": results_tables(args.results)})
-    fill(os.path.join(ROOT, "egs/mini/README.md"), {"data_stats": split_table(rows),
-                                                    "languages": language_table(rows)})
+    mini_blocks = {"data_stats": split_table(rows), "languages": language_table(rows)}
+    long_results = os.path.join(ROOT, "egs/mini/exp_long/RESULTS.md")
+    if os.path.isfile(long_results):  # ./run.sh --profile long
+        mini_blocks["long_results"] = results_tables(long_results)
+    fill(os.path.join(ROOT, "egs/mini/README.md"), mini_blocks)
     with open(os.path.join(ROOT, "benchmarks/results/triplet_mining.md"), encoding="utf-8") as f:
         mining_bench = f.read()
     with open(os.path.join(ROOT, "benchmarks/results/feature_reading.md"), encoding="utf-8") as f:

@@ -624,13 +624,16 @@ def table3(rows, by_model, compare_config=None):
     first = runs[0]
     decodings = sorted({str(r.get("decoding", "?")) for r in runs})
     vocab = sorted({str(r.get("vocab_size", "?")) for r in runs})
+    metrics = sorted({r["selected"].get("metric", "wer") for r in runs})
+    metric = metrics[0] if len(metrics) == 1 else None
     notes = [
         "WER and CER (%) on test per language; avg = unweighted mean over languages. "
         "Several seeds: mean ± sample standard deviation.",
         f"CTC decoding: {', '.join(decodings)}; vocabulary size {', '.join(vocab)}. Checkpoints selected "
-        f"on dev WER; numbers on test (test_id `{_short(_test_id(first))}`).",
-        f"Runs: {_runs_note(rows, 'dev_wer', 'dev WER')}.",
+        f"on dev {' / '.join(m.upper() for m in metrics)}; numbers on test (test_id `{_short(_test_id(first))}`).",
     ]
+    if metric:
+        notes.append(f"Runs: {_runs_note(rows, 'dev_' + metric, 'dev ' + metric.upper())}.")
     text = ("WER (%):\n\n" + table("wer") + "\n\nCER (%):\n\n" + table("cer") + "\n\n"
             + "\n".join(f"- {n}" for n in notes))
     if compare_config:
