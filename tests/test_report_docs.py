@@ -36,3 +36,22 @@ def test_fill_replaces_only_the_block(tmp_path):
     assert readme.read_text() == "intro\n<!-- BEGIN t -->\n| fresh |\n<!-- END t -->\noutro\n"
     with pytest.raises(ValueError, match="BEGIN missing"):
         replace_block(readme.read_text(), "missing", "x")
+
+
+def test_variants_table_averages_the_seeds_of_a_run(tmp_path):
+    from masr.report.docs import variants_table
+
+    def log(path, accuracy, triplet):
+        path.mkdir(parents=True)
+        (path / "train_log.txt").write_text(
+            "2026-01-01 00:00:00 step 30 | valid | loss 3.0 | accuracy 0.1\n"
+            f"2026-01-01 00:00:01 step 60 | valid | loss 2.9 | accuracy {accuracy} | ssl_loss 2.8 | "
+            f"lang_triplet {triplet} | lang_active 1 | lang_neg_differs_from_lasr 0.8\n")
+
+    log(tmp_path / "continue_masr" / "seed1", 0.2, 0.19)
+    log(tmp_path / "continue_masr" / "seed2", 0.4, 0.21)
+    log(tmp_path / "continue_bestrq", 0.3, 0.0)  # a single run (no seed folders)
+    lines = variants_table(str(tmp_path), ["continue_masr", "continue_bestrq", "continue_lasr"]).splitlines()
+    assert lines[2] == "| continue_masr | 2 | 60 | 0.300 ± 0.141 | 2.800 ± 0.000 | 0.200 ± 0.014 | 1.000 ± 0.000 | 0.800 ± 0.000 |"
+    assert lines[3].startswith("| continue_bestrq | 1 | 60 | 0.300 | 2.800 |")
+    assert lines[4] == "| continue_lasr | not run | | | | | | |"

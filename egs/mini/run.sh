@@ -8,8 +8,11 @@
 #   ./run.sh --seeds "1 2 3"          three seeds of stages 4-7: mean, spread and CIs in exp/RESULTS.md
 set -euo pipefail
 cd "$(dirname "$0")"
+# --nj 3: the 3 runs of each of stages 4-7 (BEST-RQ, +LASR, +MASR) go at once, one CPU thread
+# each; with 2 at a time the third ran alone and left a core idle.
 exec ../../recipes/masr.sh \
   --corpus mini \
+  --nj 3 \
   --splits "pretrain train dev test" \
   --local-data-opts "--corpus-config conf/corpus.yaml" \
   --fbank-config conf/fbank.yaml \

@@ -308,6 +308,8 @@ def load_results(path, task):
     if seed_dir and "seed" in run and run["seed"] != int(seed_dir.group(1)):
         raise ResultsError(f"{path}: malformed results file: seed {run['seed']} but folder "
                            f"'{os.path.basename(folder)}'")
+    if seed_dir and "seed" not in run:  # probes have no seed of their own: their run's (folder's)
+        run["seed"] = int(seed_dir.group(1))
     run["_path"] = path
     return run
 
