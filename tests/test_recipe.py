@@ -443,7 +443,7 @@ def test_stage3_pretrains_each_config_and_skips_when_done(mini, tmp_path):
         )
     tiny = "--max_steps 2 --checkpoint_every 1 --max_batch_frames 3000"
     args5 = ["--stage", "5", "--data", mini.data, "--dump", mini.dump, "--exp", exp, "--lang2vec-types", "genetic",
-             "--seeds", "1 2", "--langid-opts", tiny, "--asr-opts", tiny + " --vocab_size 40",
+             "--seeds", "1 2", "--langid-opts", tiny, "--asr-opts", tiny + " --vocab_size 40 --languages null",
              "--probe-config", probe_config]
     r = run_mini(args5, timeout=600)
     assert r.returncode == 0, output(r)

@@ -197,6 +197,9 @@ def main(argv=None):
     long_results = os.path.join(ROOT, "egs/mini/exp_long/RESULTS.md")
     if os.path.isfile(long_results):  # ./run.sh --profile long
         mini_blocks["long_results"] = results_tables(long_results)
+    ablation = os.path.join(ROOT, "egs/mini/exp_ablation/RESULTS.md")
+    if os.path.isfile(ablation):  # ./run.sh --config conf/ablation.conf --stage 4
+        mini_blocks["ablation_results"] = results_tables(ablation, last="## Table 2")
     fill(os.path.join(ROOT, "egs/mini/README.md"), mini_blocks)
     with open(os.path.join(ROOT, "benchmarks/results/triplet_mining.md"), encoding="utf-8") as f:
         mining_bench = f.read()
