@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The embedded corpus: 26 languages synthesized offline with eSpeak NG (see README.md here).
 # Corpus options only; the stages are recipes/masr.sh (./run.sh --help lists them).
-#   ./run.sh                          every stage (about 14 minutes on 2 CPU cores)
+#   ./run.sh                          every stage (about 15 minutes on 2 CPU cores)
 #   ./run.sh --config conf/quick.conf the same stages at toy size (a couple of minutes; CI)
 #   ./run.sh --config conf/long.conf  encoders trained 10x longer, 3 seeds (about 90 minutes)
 #   ./run.sh --stage 5 --stop-stage 5 LangID fine-tuning only

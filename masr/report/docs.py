@@ -197,6 +197,7 @@ def main(argv=None):
     long_results = os.path.join(ROOT, "egs/mini/exp_long/RESULTS.md")
     if os.path.isfile(long_results):  # ./run.sh --profile long
         mini_blocks["long_results"] = results_tables(long_results)
+        mini_blocks["long_variants"] = variants_table(os.path.join(ROOT, "egs/mini/exp_long"), VARIANTS[:3])
     ablation = os.path.join(ROOT, "egs/mini/exp_ablation/RESULTS.md")
     if os.path.isfile(ablation):  # ./run.sh --config conf/ablation.conf --stage 4
         mini_blocks["ablation_results"] = results_tables(ablation, last="## Table 2")
