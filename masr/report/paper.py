@@ -119,13 +119,18 @@ def check_block(config, path):
     return block
 
 
+def _check_keys(obj, known, path, where):
+    """PaperError naming ``where`` unless ``obj`` is a mapping whose keys are all in ``known``."""
+    if not isinstance(obj, dict):
+        raise PaperError(f"{path}: {where}: should be a mapping ({', '.join(known)})")
+    for k in obj:
+        if k not in known:
+            raise PaperError(f"{path}: {where}.{k}: unknown key; known: {', '.join(known)}")
+
+
 def _check_table(table, key, config, path):
     where = f"paper.{key}"
-    if not isinstance(table, dict):
-        raise PaperError(f"{path}: {where}: should be a mapping ({', '.join(TABLE_KEYS)})")
-    for k in table:
-        if k not in TABLE_KEYS:
-            raise PaperError(f"{path}: {where}.{k}: unknown key; known: {', '.join(TABLE_KEYS)}")
+    _check_keys(table, TABLE_KEYS, path, where)
     if not config.get(key):
         raise PaperError(f"{path}: {where}: the report config has no '{key}' to put the paper's figures beside")
     if not isinstance(table.get("table"), str) or not table["table"].strip():
@@ -157,11 +162,7 @@ def _check_table(table, key, config, path):
     seen = {}
     for i, row in enumerate(rows):
         rw = f"{where}.rows[{i}]"
-        if not isinstance(row, dict):
-            raise PaperError(f"{path}: {rw}: should be a mapping ({', '.join(ROW_KEYS)})")
-        for k in row:
-            if k not in ROW_KEYS:
-                raise PaperError(f"{path}: {rw}.{k}: unknown key; known: {', '.join(ROW_KEYS)}")
+        _check_keys(row, ROW_KEYS, path, rw)
         if not isinstance(row.get("name"), str) or not row["name"].strip():
             raise PaperError(f"{path}: {rw}.name: should be the paper's name of the row")
         model = row.get("model")
