@@ -1,5 +1,6 @@
 """masr.ssl.bestrq: the BEST-RQ objective and the SSL interface."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -24,29 +25,32 @@ def test_loss_and_gradient_only_at_masked_valid_frames(monkeypatch):
     fixed[1, 10:14] = True
     monkeypatch.setattr(bestrq_module, "span_mask", lambda *a, **k: fixed)
     captured = {}
-    model.head.register_forward_hook(lambda m, i, o: captured.setdefault("logits", o))
+    model.encoder.register_forward_hook(lambda m, i, o: captured.setdefault("frames", o))
     out = model(torch.randn(2, 120, 20), lengths)
-    captured["logits"].retain_grad()
+    captured["frames"].retain_grad()
     out.loss.backward()
-    grad = captured["logits"].grad.abs().sum(dim=-1)  # (B, n)
+    grad = captured["frames"].grad.abs().sum(dim=-1)  # (B, T')
     n = grad.shape[1]
     assert torch.equal(grad > 0, fixed[:, :n])
     assert abs(float(out.metrics["masked_fraction"]) - 10 / (29 + 15)) < 1e-6
 
 
 def test_loss_equals_cross_entropy_on_masked_targets(monkeypatch):
+    """The head, applied to the masked frames only, gives the loss of the head applied to every
+    frame and then restricted to the masked ones."""
     model = tiny().eval()
     feats, lengths = torch.randn(2, 100, 20), torch.tensor([100, 70])
     fixed = torch.zeros(2, 25, dtype=torch.bool)
     fixed[:, 5:12] = True
     monkeypatch.setattr(bestrq_module, "span_mask", lambda *a, **k: fixed)
     captured = {}
-    model.head.register_forward_hook(lambda m, i, o: captured.setdefault("logits", o))
+    model.encoder.register_forward_hook(lambda m, i, o: captured.setdefault("frames", o))
     torch.manual_seed(5)
     out = model(feats, lengths)
-    n = captured["logits"].shape[1]
+    frames = captured["frames"]
+    n = frames.shape[1]
     targets, _ = model.targets(model._normalise(feats, lengths), lengths)
-    logits = captured["logits"].view(2, n, 2, 32)[fixed[:, :n]].reshape(-1, 32)
+    logits = model.head(frames).view(2, n, 2, 32)[fixed[:, :n]].reshape(-1, 32)
     expected = F.cross_entropy(logits, targets[:, :n][fixed[:, :n]].reshape(-1))
     assert torch.allclose(out.loss, expected, atol=1e-6)
     assert 0.0 <= float(out.metrics["accuracy"]) <= 1.0
@@ -67,8 +71,9 @@ def test_masking_replaces_input_frames_with_noise(monkeypatch):
     assert x[8:16].std() < 0.2 and not torch.allclose(x[8:16], clean[8:16])  # N(0, 0.1^2) noise
 
 
-def test_embedding_ignores_padding():
-    assert_embedding_ignores_padding(tiny())
+@pytest.mark.parametrize("attention", ["relpos_xl", "rope_sdpa"])
+def test_embedding_ignores_padding(attention):
+    assert_embedding_ignores_padding(tiny(attention=attention))
 
 
 def test_cmvn_from_file_is_saved_with_the_model(tmp_path):

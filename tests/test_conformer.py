@@ -6,10 +6,14 @@ import pytest
 import torch
 
 from masr.nnet import (
+    ATTENTION_TYPES,
     ConformerEncoder,
     ConformerLayer,
     Conv2dSubsampling,
     RelPositionalEncoding,
+    RoPESelfAttention,
+    RotaryEmbedding,
+    apply_rotary,
     make_pad_mask,
     num_parameters,
 )
@@ -20,11 +24,12 @@ D_MODEL = 32
 TOL = 1e-5
 
 
-def _model(dropout=0.1, seed=0, num_layers=2):
+def _model(dropout=0.1, seed=0, num_layers=2, attention="relpos_xl"):
     torch.manual_seed(seed)
     sub = Conv2dSubsampling(FEAT_DIM, D_MODEL, channels=16)
     enc = ConformerEncoder(
-        D_MODEL, num_layers=num_layers, nhead=4, d_ffn=64, kernel_size=7, dropout=dropout
+        D_MODEL, num_layers=num_layers, nhead=4, d_ffn=64, kernel_size=7, dropout=dropout,
+        attention=attention,
     )
     return sub, enc
 
@@ -76,8 +81,9 @@ def test_subsampling_shapes(t):
     assert lengths.tolist() == [expected, expected]
 
 
-def test_too_short_batch_raises_and_short_utterance_gives_zero_length():
-    sub, enc = _model()
+@pytest.mark.parametrize("attention", ATTENTION_TYPES)
+def test_too_short_batch_raises_and_short_utterance_gives_zero_length(attention):
+    sub, enc = _model(attention=attention)
     with pytest.raises(ValueError, match="at least 7"):
         sub(torch.randn(1, 6, FEAT_DIM), torch.tensor([6]))
     sub.eval(), enc.eval()
@@ -91,6 +97,10 @@ def test_too_short_batch_raises_and_short_utterance_gives_zero_length():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="odd"):
         ConformerLayer(D_MODEL, 4, 64, kernel_size=8)
+    with pytest.raises(ValueError, match="relpos_xl, rope_sdpa"):
+        ConformerEncoder(D_MODEL, 1, 4, 64, attention="rope")
+    with pytest.raises(ValueError, match="even head dimension"):
+        RotaryEmbedding(5)
     with pytest.raises(ValueError, match="input_dim"):
         Conv2dSubsampling(6, D_MODEL)
 
@@ -128,8 +138,9 @@ def test_subsampling_ignores_padded_input_frames():
         assert (y2[0, n:] == 0).all()
 
 
-def test_padding_invariance():
-    sub, enc = _model()
+@pytest.mark.parametrize("attention", ATTENTION_TYPES)
+def test_padding_invariance(attention):
+    sub, enc = _model(attention=attention)
     sub.eval(), enc.eval()
     torch.manual_seed(3)
     utts = [torch.randn(t, FEAT_DIM) for t in [131, 57, 7, 100, 24, 3]]
@@ -218,11 +229,76 @@ def test_attention_is_direction_aware():
     assert reversal_gap(RelPositionalEncoding(D_MODEL)) > 1e-3
 
 
+def test_padding_gradient_does_not_reach_valid_frames_through_rope_attention():
+    """Padded frames change neither the values nor the gradients of valid frames."""
+    torch.manual_seed(8)
+    att = RoPESelfAttention(D_MODEL, 4)
+    x = torch.randn(1, 9, D_MODEL, requires_grad=True)
+    mask = make_pad_mask(torch.tensor([6]), 9)
+    y = att(x, mask, RotaryEmbedding(D_MODEL // 4)(9, x.device))
+    y[0, :6].sum().backward()
+    assert (x.grad[0, 6:] == 0).all()
+    assert (x.grad[0, :6] != 0).any()
+
+
+def test_rotary_scores_depend_only_on_relative_position():
+    """<R_s q, R_t k> is the same for (s, t) and (s + m, t + m): RoPE attention is relative."""
+    torch.manual_seed(9)
+    cos, sin = RotaryEmbedding(16)(40, torch.device("cpu"))
+    q, k = torch.randn(16), torch.randn(16)
+    at = lambda v, t: apply_rotary(v.view(1, 1, 1, 16), cos[t:t + 1], sin[t:t + 1]).view(16)  # noqa: E731
+    for s, t in [(0, 5), (3, 1), (7, 7)]:
+        score = at(q, s) @ at(k, t)
+        for shift in (1, 11, 30):
+            torch.testing.assert_close(at(q, s + shift) @ at(k, t + shift), score, rtol=1e-5, atol=1e-5)
+    assert (at(q, 0) @ at(k, 5) - at(q, 5) @ at(k, 0)).abs() > 1e-3  # direction matters
+
+
+def test_rope_sdpa_equals_explicit_softmax_attention():
+    """The fused kernel computes softmax(QK^T / sqrt(d) + mask) V on the rotated q, k."""
+    torch.manual_seed(10)
+    att = RoPESelfAttention(D_MODEL, 4).eval()
+    lengths = torch.tensor([11, 4])
+    x = torch.randn(2, 11, D_MODEL)
+    mask = make_pad_mask(lengths, 11)
+    rope = RotaryEmbedding(D_MODEL // 4)(11, x.device)
+    with torch.no_grad():
+        y = att(x, mask, rope)
+        q, k, v = att.qkv(x).view(2, 11, 3, 4, D_MODEL // 4).permute(2, 0, 3, 1, 4)
+        q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(D_MODEL // 4)
+        scores = scores.masked_fill(mask[:, None, None, :], float("-inf"))
+        ref = att.out((scores.softmax(-1) @ v).transpose(1, 2).reshape(2, 11, D_MODEL))
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_rope_attention_is_direction_aware():
+    """As for relpos_xl (test above): with a symmetric depthwise kernel the layer does not
+    commute with time reversal, because rotary positions tell left from right."""
+    torch.manual_seed(5)
+    layer = ConformerLayer(D_MODEL, 4, 64, kernel_size=7, dropout=0.0, attention="rope_sdpa").eval()
+    with torch.no_grad():
+        w = layer.conv.depthwise.weight
+        w.copy_(0.5 * (w + w.flip(-1)))
+        x = torch.randn(1, 12, D_MODEL)
+        rope = RotaryEmbedding(D_MODEL // 4)(12, x.device)
+        assert (layer(x, None, rope) - layer(x.flip(1), None, rope).flip(1)).abs().max() > 1e-3
+
+
+def test_attention_types_have_their_own_parameters():
+    names = lambda att: {n.split(".", 2)[2] for n, _ in _model(attention=att)[1].named_parameters()  # noqa: E731
+                         if ".attention." in n}
+    assert names("rope_sdpa") == {"attention.qkv.weight", "attention.qkv.bias", "attention.out.weight",
+                                  "attention.out.bias"}
+    assert "attention.pos_bias_u" in names("relpos_xl")
+
+
 # --------------------------------------------------------------------------- training
 
 
-def test_gradient_reaches_all_parameters():
-    sub, enc = _model(dropout=0.1)
+@pytest.mark.parametrize("attention", ATTENTION_TYPES)
+def test_gradient_reaches_all_parameters(attention):
+    sub, enc = _model(dropout=0.1, attention=attention)
     sub.train(), enc.train()
     torch.manual_seed(6)
     feats, lengths = _padded_batch([torch.randn(t, FEAT_DIM) for t in [50, 31, 4]])
@@ -234,8 +310,9 @@ def test_gradient_reaches_all_parameters():
         assert (p.grad != 0).any(), name
 
 
-def test_eval_is_deterministic_and_train_uses_dropout():
-    sub, enc = _model(dropout=0.1)
+@pytest.mark.parametrize("attention", ATTENTION_TYPES)
+def test_eval_is_deterministic_and_train_uses_dropout(attention):
+    sub, enc = _model(dropout=0.1, attention=attention)
     torch.manual_seed(7)
     feats, lengths = _padded_batch([torch.randn(t, FEAT_DIM) for t in [60, 45]])
     sub.eval(), enc.eval()

@@ -171,3 +171,22 @@ def test_a_finished_run_is_read_from_its_encoder_file_from_any_folder(tmp_path, 
     moved = encoder_from_run(str(tmp_path / "exp" / "run"))
     for (name, a), (_, b) in zip(here.state_dict().items(), moved.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def test_a_rope_sdpa_encoder_round_trips_with_its_attention(tmp_path):
+    torch.manual_seed(0)
+    encoder = BestRQ(input_dim=20, d_model=32, num_layers=1, nhead=2, d_ffn=64, kernel_size=3, codebook_size=16,
+                     attention="rope_sdpa").eval()
+    save_encoder(encoder, str(tmp_path / "encoder.pt"))
+    copy = load_encoder(str(tmp_path / "encoder.pt"))
+    assert copy.hparams["attention"] == "rope_sdpa"
+    feats, lengths = batch(2)
+    with torch.no_grad():
+        assert torch.equal(copy.embed(feats, lengths), encoder.embed(feats, lengths))
+
+
+def test_an_encoder_saved_before_attention_existed_loads_as_relpos_xl():
+    spec = encoder_spec(BestRQ(input_dim=20, d_model=32, num_layers=1, nhead=2, d_ffn=64, kernel_size=3,
+                               codebook_size=16))
+    del spec["hparams"]["attention"]
+    assert build_encoder(spec).encoder.attention_type == "relpos_xl"

@@ -15,10 +15,21 @@ This is ensured by
   statistics depend on the padding in training mode; we use LayerNorm instead);
 * everything else acts frame by frame.
 
-Attention is SpeechBrain's Transformer-XL relative-position attention
-(:class:`speechbrain.nnet.attention.RelPosMHAXL`) with sinusoidal relative embeddings from
-:class:`RelPositionalEncoding`, a subclass of SpeechBrain's ``RelPosEncXL`` that fixes the sign
-of the sine for negative relative positions (see its docstring).
+Two self-attention implementations, chosen with ``attention`` (same interface, same padding
+invariance; the state dicts differ):
+
+* ``"relpos_xl"``: SpeechBrain's Transformer-XL relative-position attention
+  (:class:`speechbrain.nnet.attention.RelPosMHAXL`) with sinusoidal relative embeddings from
+  :class:`RelPositionalEncoding`, a subclass of SpeechBrain's ``RelPosEncXL`` that fixes the
+  sign of the sine for negative relative positions (see its docstring). An extra positional
+  matmul and a pad-and-reshape "relative shift" around an unfused softmax(QK^T)V. The default
+  of the constructors, so that encoders saved before ``attention`` existed load unchanged.
+* ``"rope_sdpa"``: rotary position embeddings (Su et al., "RoFormer", 2021) on queries and
+  keys, then :func:`torch.nn.functional.scaled_dot_product_attention`, which dispatches to the
+  fused kernels (flash / cuDNN / memory-efficient on a GPU, the fused flash kernel on a CPU).
+  The rotation makes q.k depend on the positions only through their difference, so attention
+  stays relative (and direction-aware) without a positional matmul. Padded keys are excluded
+  with a boolean mask. :class:`RoPESelfAttention`.
 
 Reference: Gulati et al., "Conformer: Convolution-augmented Transformer for Speech
 Recognition", Interspeech 2020.
@@ -30,10 +41,14 @@ from speechbrain.nnet.attention import RelPosEncXL, RelPosMHAXL
 from torch import nn
 
 __all__ = [
+    "ATTENTION_TYPES",
     "Conv2dSubsampling",
     "ConformerEncoder",
     "ConformerLayer",
     "RelPositionalEncoding",
+    "RoPESelfAttention",
+    "RotaryEmbedding",
+    "apply_rotary",
     "make_pad_mask",
     "num_parameters",
 ]
@@ -217,6 +232,138 @@ class RelPositionalEncoding(RelPosEncXL):
         return pe
 
 
+def apply_rotary(x, cos, sin):
+    """Rotate consecutive channel pairs of ``x`` by position-dependent angles (RoPE).
+
+    Channels ``2i`` and ``2i+1`` of the frame at position ``t`` are rotated by ``t * w_i``:
+    ``(a, b) -> (a cos - b sin, a sin + b cos)``. For rotated queries and keys,
+    ``<R_s q, R_t k> = <q, R_{t-s} k>``: the attention score depends on the positions only
+    through ``t - s``.
+
+    Arguments
+    ---------
+    x : torch.Tensor
+        (B, H, T, d) queries or keys, ``d`` even.
+    cos, sin : torch.Tensor
+        (T, d // 2) from :class:`RotaryEmbedding`.
+
+    Returns
+    -------
+    torch.Tensor
+        (B, H, T, d), dtype of ``x``.
+
+    Example
+    -------
+    >>> cos, sin = RotaryEmbedding(2)(3, torch.device("cpu"))
+    >>> apply_rotary(torch.tensor([[[[1.0, 0.0]] * 3]]), cos, sin)[0, 0, :, 0]
+    tensor([ 1.0000,  0.5403, -0.4161])
+    """
+    pairs = x.float().unflatten(-1, (-1, 2))
+    a, b = pairs[..., 0], pairs[..., 1]
+    rotated = torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1)
+    return rotated.flatten(-2).to(x.dtype)
+
+
+class RotaryEmbedding(nn.Module):
+    """Angles of rotary position embeddings: ``t * w_i``, ``w_i = base^(-2i/d)``.
+
+    Arguments
+    ---------
+    head_dim : int
+        Channels per attention head (even).
+    base : float
+        Wavelength base (RoFormer: 10000).
+
+    Example
+    -------
+    >>> cos, sin = RotaryEmbedding(8)(5, torch.device("cpu"))
+    >>> cos.shape, float(cos[0, 0]), float(sin[1, 0])  # position 0 is not rotated
+    (torch.Size([5, 4]), 1.0, 0.8414709568023682)
+    """
+
+    def __init__(self, head_dim, base=10000.0):
+        super().__init__()
+        if head_dim % 2:
+            raise ValueError(f"rotary embeddings need an even head dimension, got {head_dim}")
+        inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    def forward(self, length, device):
+        """(cos, sin), each (length, head_dim // 2) float32, for positions 0 .. length-1."""
+        angles = torch.outer(torch.arange(length, device=device, dtype=torch.float32), self.inv_freq.to(device))
+        return angles.cos(), angles.sin()
+
+
+class RoPESelfAttention(nn.Module):
+    """Multi-head self-attention with rotary positions and fused scaled-dot-product attention.
+
+    One projection gives queries, keys and values; queries and keys are rotated
+    (:func:`apply_rotary`); :func:`torch.nn.functional.scaled_dot_product_attention` computes
+    softmax(QK^T / sqrt(d)) V with padded keys masked out, and dropout on the attention weights
+    while training.
+
+    Arguments
+    ---------
+    d_model : int
+        Model dimension.
+    nhead : int
+        Number of heads (must divide ``d_model``; ``d_model / nhead`` even).
+    dropout : float
+        Dropout on the attention weights (training only).
+
+    Example
+    -------
+    >>> att = RoPESelfAttention(16, 2)
+    >>> x = torch.randn(2, 7, 16)
+    >>> rope = RotaryEmbedding(8)(7, x.device)
+    >>> att(x, make_pad_mask(torch.tensor([7, 4])), rope).shape
+    torch.Size([2, 7, 16])
+    """
+
+    def __init__(self, d_model, nhead, dropout=0.0):
+        super().__init__()
+        if d_model % nhead:
+            raise ValueError(f"nhead={nhead} must divide d_model={d_model}")
+        self.nhead, self.head_dim, self.dropout = nhead, d_model // nhead, dropout
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+
+    def forward(self, x, key_padding_mask, rope):
+        """Attend.
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            (B, T, D).
+        key_padding_mask : torch.BoolTensor or None
+            (B, T), True at padded frames (never attended to). A row needs one valid frame.
+        rope : tuple of torch.Tensor
+            (cos, sin) of :class:`RotaryEmbedding` for T positions.
+
+        Returns
+        -------
+        torch.Tensor
+            (B, T, D).
+        """
+        batch, time, dim = x.shape
+        q, k, v = self.qkv(x).view(batch, time, 3, self.nhead, self.head_dim).permute(2, 0, 3, 1, 4)
+        cos, sin = rope
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        mask = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.out(y.transpose(1, 2).reshape(batch, time, dim))
+
+
+#: Values of the ``attention`` argument of :class:`ConformerLayer` / :class:`ConformerEncoder`.
+ATTENTION_TYPES = ("relpos_xl", "rope_sdpa")
+
+
+def _check_attention(attention):
+    if attention not in ATTENTION_TYPES:
+        raise ValueError(f"attention must be one of {', '.join(ATTENTION_TYPES)}; got '{attention}'")
+
+
 class _FeedForward(nn.Module):
     """Pre-norm Conformer feed-forward module: LayerNorm, Linear, Swish, Dropout, Linear,
     Dropout."""
@@ -283,6 +430,9 @@ class ConformerLayer(nn.Module):
         Depthwise convolution kernel size (odd).
     dropout : float
         Dropout in the feed-forward, attention (weights and output) and convolution modules.
+    attention : str
+        ``"relpos_xl"`` (SpeechBrain's RelPosMHAXL) or ``"rope_sdpa"``
+        (:class:`RoPESelfAttention`); see the module docstring.
 
     Example
     -------
@@ -292,13 +442,21 @@ class ConformerLayer(nn.Module):
     >>> pos_embs = RelPositionalEncoding(64)(x)
     >>> layer(x, pad_mask, pos_embs).shape
     torch.Size([2, 30, 64])
+    >>> layer = ConformerLayer(d_model=64, nhead=4, d_ffn=256, kernel_size=15, attention="rope_sdpa")
+    >>> layer(x, pad_mask, RotaryEmbedding(16)(30, x.device)).shape
+    torch.Size([2, 30, 64])
     """
 
-    def __init__(self, d_model, nhead, d_ffn, kernel_size=31, dropout=0.1):
+    def __init__(self, d_model, nhead, d_ffn, kernel_size=31, dropout=0.1, attention="relpos_xl"):
         super().__init__()
+        _check_attention(attention)
+        self.attention_type = attention
         self.ffn1 = _FeedForward(d_model, d_ffn, dropout)
         self.norm_att = nn.LayerNorm(d_model)
-        self.attention = RelPosMHAXL(d_model, nhead, dropout=dropout)
+        if attention == "relpos_xl":
+            self.attention = RelPosMHAXL(d_model, nhead, dropout=dropout)
+        else:
+            self.attention = RoPESelfAttention(d_model, nhead, dropout=dropout)
         self.dropout_att = nn.Dropout(dropout)
         self.conv = _ConvModule(d_model, kernel_size, dropout)
         self.ffn2 = _FeedForward(d_model, d_ffn, dropout)
@@ -314,8 +472,10 @@ class ConformerLayer(nn.Module):
         pad_mask : torch.BoolTensor or None
             (B, T), True at padded frames. A row should have at least one valid frame
             (:class:`ConformerEncoder` takes care of empty sequences).
-        pos_embs : torch.Tensor
-            (1, 2T-1, D) relative positional embeddings (:class:`RelPositionalEncoding`).
+        pos_embs : torch.Tensor or tuple
+            ``relpos_xl``: (1, 2T-1, D) relative positional embeddings
+            (:class:`RelPositionalEncoding`); ``rope_sdpa``: (cos, sin) of
+            :class:`RotaryEmbedding` for T positions.
 
         Returns
         -------
@@ -324,9 +484,12 @@ class ConformerLayer(nn.Module):
         """
         x = x + 0.5 * self.ffn1(x)
         y = self.norm_att(x)
-        y = self.attention(
-            y, y, y, pos_embs=pos_embs, key_padding_mask=pad_mask, return_attn_weights=False
-        )
+        if self.attention_type == "relpos_xl":
+            y = self.attention(
+                y, y, y, pos_embs=pos_embs, key_padding_mask=pad_mask, return_attn_weights=False
+            )
+        else:
+            y = self.attention(y, pad_mask, pos_embs)
         x = x + self.dropout_att(y)
         x = x + self.conv(x, pad_mask)
         x = x + 0.5 * self.ffn2(x)
@@ -355,6 +518,8 @@ class ConformerEncoder(nn.Module):
         Depthwise convolution kernel size (odd).
     dropout : float
         Dropout rate.
+    attention : str
+        ``"relpos_xl"`` or ``"rope_sdpa"`` (see the module docstring).
 
     Example
     -------
@@ -367,13 +532,24 @@ class ConformerEncoder(nn.Module):
     (torch.Size([3, 29, 64]), tensor([29, 21, 11]))
     >>> bool((y[2, 11:] == 0).all())
     True
+    >>> enc = ConformerEncoder(d_model=64, num_layers=2, nhead=4, d_ffn=256, kernel_size=15,
+    ...                        attention="rope_sdpa")
+    >>> enc(x, lengths).shape
+    torch.Size([3, 29, 64])
     """
 
-    def __init__(self, d_model, num_layers, nhead, d_ffn, kernel_size=31, dropout=0.1):
+    def __init__(self, d_model, num_layers, nhead, d_ffn, kernel_size=31, dropout=0.1,
+                 attention="relpos_xl"):
         super().__init__()
-        self.pos_enc = RelPositionalEncoding(d_model)
+        _check_attention(attention)
+        self.attention_type = attention
+        if attention == "relpos_xl":
+            self.pos_enc = RelPositionalEncoding(d_model)
+        else:
+            self.pos_enc = RotaryEmbedding(d_model // nhead)
         self.layers = nn.ModuleList(
-            ConformerLayer(d_model, nhead, d_ffn, kernel_size=kernel_size, dropout=dropout)
+            ConformerLayer(d_model, nhead, d_ffn, kernel_size=kernel_size, dropout=dropout,
+                           attention=attention)
             for _ in range(num_layers)
         )
 
@@ -401,7 +577,10 @@ class ConformerEncoder(nn.Module):
         # independent and its output is zeroed below, so nothing else sees it.
         att_mask = pad_mask.clone()
         att_mask[:, 0] &= lengths > 0
-        pos_embs = self.pos_enc(x).to(dtype=x.dtype)
+        if self.attention_type == "relpos_xl":
+            pos_embs = self.pos_enc(x).to(dtype=x.dtype)
+        else:
+            pos_embs = self.pos_enc(x.size(1), x.device)
         if num_layers is not None and not 0 <= num_layers <= len(self.layers):
             raise ValueError(f"num_layers={num_layers}: the encoder has {len(self.layers)} layers")
         for layer in self.layers[:num_layers]:

@@ -72,9 +72,10 @@ def masked_prediction_loss(logits, targets, anchor):
     num_ids = logits.shape[-1]
     loss = F.cross_entropy(logits.float().reshape(-1, num_ids), targets.reshape(-1))
     accuracy = (logits.argmax(dim=-1) == targets).float().mean()
-    majority = torch.stack([
-        torch.bincount(targets[:, g], minlength=num_ids).max() for g in range(targets.shape[1])
-    ]).float().sum() / targets.numel()
+    # counts per id with a fixed-size scatter (bincount's output size would need a host sync)
+    counts = torch.zeros(targets.shape[1], num_ids, device=targets.device)
+    counts.scatter_add_(1, targets.t(), torch.ones_like(targets.t(), dtype=counts.dtype))
+    majority = counts.max(dim=1).values.sum() / targets.numel()
     return loss, accuracy, majority
 
 

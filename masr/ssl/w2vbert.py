@@ -233,6 +233,9 @@ class W2vBert(SSLModel):
         Weights of the diversity and MLM losses (the contrastive loss has weight 1).
     cmvn : str or None
         ``cmvn.ark`` of the training set (saved with the model as buffers); None = identity.
+    attention : str
+        Self-attention of both conformers: ``"relpos_xl"`` or ``"rope_sdpa"``
+        (:mod:`masr.nnet.conformer`).
 
     Example
     -------
@@ -251,7 +254,7 @@ class W2vBert(SSLModel):
     def __init__(self, input_dim=80, d_model=144, num_contrastive_layers=2, num_mlm_layers=2, nhead=4, d_ffn=576,
                  kernel_size=15, dropout=0.1, num_groups=2, num_entries=64, codevector_dim=128, mask_prob=0.12,
                  mask_span=3, num_negatives=50, contrastive_temp=0.1, temp_start=2.0, temp_end=0.5,
-                 temp_decay_steps=1000, diversity_weight=0.1, mlm_weight=1.0, cmvn=None):
+                 temp_decay_steps=1000, diversity_weight=0.1, mlm_weight=1.0, cmvn=None, attention="relpos_xl"):
         super().__init__()
         self.save_hparams(locals())
         self.mask_prob, self.mask_span = mask_prob, mask_span
@@ -269,10 +272,11 @@ class W2vBert(SSLModel):
         # contrastive module
         self.input_proj = nn.Linear(d_model, d_model)
         self.contrastive = ConformerEncoder(d_model, num_contrastive_layers, nhead, d_ffn, kernel_size=kernel_size,
-                                            dropout=dropout)
+                                            dropout=dropout, attention=attention)
         self.context_proj = nn.Linear(d_model, d_model)
         # MLM module
-        self.mlm = ConformerEncoder(d_model, num_mlm_layers, nhead, d_ffn, kernel_size=kernel_size, dropout=dropout)
+        self.mlm = ConformerEncoder(d_model, num_mlm_layers, nhead, d_ffn, kernel_size=kernel_size, dropout=dropout,
+                                    attention=attention)
         self.head = nn.Linear(d_model, num_groups * num_entries)
 
     @property
