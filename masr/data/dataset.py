@@ -155,13 +155,16 @@ class FeatsDataset(torch.utils.data.Dataset):
         return item
 
 
-def collate_feats(items):
+def collate_feats(items, pad_multiple=1):
     """Pad a list of dataset items into a batch.
 
     Arguments
     ---------
     items : list of dict
         Items of :class:`FeatsDataset`: ``utt``, ``feats`` (T, F) and any stream strings.
+    pad_multiple : int
+        Round the padded length up to a multiple of this (e.g. 64 frames), so that a compiled
+        model sees a bounded number of distinct shapes. The models are invariant to padding.
 
     Returns
     -------
@@ -177,12 +180,15 @@ def collate_feats(items):
     (['a', 'b'], (2, 4, 3), [2, 4], ['hrv', 'srp'])
     >>> b["feats"][0, :, 0].tolist()
     [1.0, 1.0, 0.0, 0.0]
+    >>> tuple(collate_feats([{"utt": "a", "feats": torch.ones(5, 3)}], pad_multiple=4)["feats"].shape)
+    (1, 8, 3)
     """
     if not items:
         raise ValueError("collate_feats: empty batch")
     feats = [item["feats"] for item in items]
     lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
-    padded = feats[0].new_zeros((len(feats), int(lengths.max()), feats[0].shape[1]), dtype=torch.float32)
+    time = -(-int(lengths.max()) // pad_multiple) * pad_multiple
+    padded = feats[0].new_zeros((len(feats), time, feats[0].shape[1]), dtype=torch.float32)
     for b, f in enumerate(feats):
         padded[b, : f.shape[0]] = f
     batch = {"utt": [item["utt"] for item in items], "feats": padded, "lengths": lengths}

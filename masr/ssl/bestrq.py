@@ -113,17 +113,24 @@ class BestRQ(SSLModel):
         frames, out_lengths = self.subsampling(x, lengths)
         return SSLOutput(self.encoder(frames, out_lengths, num_layers=layer), out_lengths)
 
+    @torch.compiler.disable
+    def _mask(self, x, usable, num_targets):
+        """Draw the span mask over target frames (B, num_targets) and replace the masked input frames
+        of x by noise. Outside ``torch.compile``'s graphs (cheap, and it keeps the masks of a compiled
+        model the same random draws as eager execution's)."""
+        mask = span_mask(usable, num_targets, self.mask_prob, self.mask_span)
+        input_mask = mask.repeat_interleave(self.stack, dim=1)
+        input_mask = F.pad(input_mask, (0, x.shape[1] - input_mask.shape[1]))
+        noise = torch.randn_like(x) * self.noise_std
+        return mask, torch.where(input_mask.unsqueeze(-1), noise, x)
+
     def forward(self, feats, lengths):
         x = self._normalise(feats, lengths)
         targets, target_lengths = self.targets(x, lengths)
         out_lengths = self.subsampling.output_lengths(lengths)
         # a target frame can be predicted where both the target and an encoder frame exist
         usable = torch.minimum(target_lengths, out_lengths)
-        mask = span_mask(usable, targets.shape[1], self.mask_prob, self.mask_span)
-        input_mask = mask.repeat_interleave(self.stack, dim=1)
-        input_mask = F.pad(input_mask, (0, x.shape[1] - input_mask.shape[1]))
-        noise = torch.randn_like(x) * self.noise_std
-        x = torch.where(input_mask.unsqueeze(-1), noise, x)
+        mask, x = self._mask(x, usable, targets.shape[1])
         frames, out_lengths = self.subsampling(x, lengths)
         frames = self.encoder(frames, out_lengths)
         # both are static shapes (no host synchronisation); mask is False beyond `usable`

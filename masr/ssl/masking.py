@@ -51,8 +51,8 @@ def span_mask(lengths, max_len, mask_prob, span, min_spans=1, generator=None):
         forced = torch.zeros_like(starts).scatter_(1, top, True) & valid
         need = starts.sum(dim=1, keepdim=True) < min_spans
         starts = starts | (forced & need)
-    # a frame is masked if a span started within the previous `span` frames
-    counts = torch.nn.functional.conv1d(
-        starts.float().unsqueeze(1), torch.ones(1, 1, span, device=device), padding=span - 1
-    ).squeeze(1)[:, :max_len]
-    return (counts > 0) & valid
+    # a frame is masked if a span started within the previous `span` frames: differences of a
+    # running count, in integers (a float convolution may round 0 to a tiny non-zero value)
+    started = starts.long().cumsum(dim=1)
+    before = torch.nn.functional.pad(started, (span, 0))[:, :max_len]  # count up to frame t - span
+    return (started > before) & valid

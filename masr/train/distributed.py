@@ -50,8 +50,11 @@ def all_reduce_mean(values):
     keys = sorted(values)
     stacked = torch.stack([torch.as_tensor(values[k], dtype=torch.float64).detach().cpu() for k in keys])
     if is_distributed():
-        dist.all_reduce(stacked)
-        stacked /= dist.get_world_size()
+        # NCCL reduces CUDA tensors only
+        nccl = dist.get_backend() == "nccl"
+        reduced = stacked.to(torch.device("cuda", torch.cuda.current_device())) if nccl else stacked
+        dist.all_reduce(reduced)
+        stacked = reduced.cpu() / dist.get_world_size()
     return {k: float(v) for k, v in zip(keys, stacked)}
 
 

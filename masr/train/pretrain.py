@@ -19,6 +19,7 @@ jobs on large corpora.
 """
 
 import contextlib
+import functools
 import os
 import random
 import sys
@@ -50,6 +51,24 @@ def ssl_step(model, batch):
     else:
         out = model(batch["feats"], batch["lengths"])
     return out.loss, out.metrics
+
+
+def compile_model(model, config):
+    """``compile: true``: compile the SSL model's forward (encoder, prediction head, loss) in place
+    with :func:`torch.compile` (``compile_mode``: its ``mode``, default None). MASR's stream heads
+    stay eager: they turn label strings into ids, which a compiled graph would guard on (one
+    recompilation per batch), and cost little (``benchmarks/triplet_mining.py``). In place, so
+    parameter names and checkpoints are those of the eager model."""
+    if config.get("compile", False):
+        getattr(model, "ssl", model).compile(mode=config.get("compile_mode"))
+    return model
+
+
+def compiled_graphs():
+    """Graphs ``torch.compile`` has built in this process (compilations and recompilations)."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
 
 
 def seed_everything(seed):
@@ -108,12 +127,17 @@ def build_trainer(config, rank=0, world_size=1, device=None):
                                       shard_buffer=config.get("shard_buffer", 4), **batching)
     else:
         sampler = DynamicBucketBatchSampler(dataset.num_frames, config["max_batch_frames"], **batching)
+    # fused AdamW (one kernel for all parameters) on a GPU; torch's default (foreach) elsewhere
     optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"], betas=tuple(config.get("betas", (0.9, 0.98))),
-                                  weight_decay=config.get("weight_decay", 0.01))
+                                  weight_decay=config.get("weight_decay", 0.01), fused=device.type == "cuda" or None)
+    compile_model(model, config)
+    collate = collate_feats
+    if config.get("pad_multiple", 1) > 1:
+        collate = functools.partial(collate_feats, pad_multiple=config["pad_multiple"])
     scheduler = WarmupDecay(optimizer, config["warmup_steps"], config["max_steps"],
                             decay=config.get("decay", "cosine"), min_ratio=config.get("min_lr_ratio", 0.0))
     return Trainer(
-        model, optimizer, scheduler, dataset, sampler, collate_feats, ssl_step, config["exp_dir"],
+        model, optimizer, scheduler, dataset, sampler, collate, ssl_step, config["exp_dir"],
         max_steps=config["max_steps"], grad_accum=config.get("grad_accum", 1),
         clip_grad_norm=config.get("clip_grad_norm", 5.0), checkpoint_every=config.get("checkpoint_every", 500),
         keep_checkpoints=config.get("keep_checkpoints", 3), keep_steps=config.get("keep_steps", ()),
@@ -128,6 +152,7 @@ def build_trainer(config, rank=0, world_size=1, device=None):
 #: Overrides that may change when a run is resumed: they do not change what is trained.
 RESUMABLE_KEYS = {"progress", "log_every", "valid_every", "valid_batches", "checkpoint_every",
                   "keep_checkpoints", "keep_steps", "num_workers", "cpu_threads",
+                  "compile", "compile_mode",  # the same model and updates, compiled or not
                   "pretrain_langs"}   # LangID: only splits the test results into O / NO
 
 
@@ -229,6 +254,8 @@ def main(argv=None):
         with training_run(args, config, argv) as (rank, world, device):
             trainer = build_trainer(config, rank, world, device)
             last = trainer.fit()
+            if config.get("compile", False):
+                trainer._log_line(f"torch.compile built {compiled_graphs()} graph(s) in this run")
             if rank == 0:
                 export_encoder(trainer)
     except RunConfigMismatch as e:

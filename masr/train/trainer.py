@@ -9,7 +9,8 @@ it. The loop below is ~200 lines a reader can follow top to bottom.
 
 One optimizer step = ``grad_accum`` micro-batches. Per step: forward under bf16 autocast on GPU
 (fp32 on CPU), backward (DDP gradient sync only on the last micro-batch), gradient clipping,
-``optimizer.step()``, ``scheduler.step()``. Every ``log_every`` steps a line goes to
+``optimizer.step()``, ``scheduler.step()``. Nothing waits for the device between log steps:
+metrics are summed as device tensors and read (one synchronisation) only when logged. Every ``log_every`` steps a line goes to
 ``<exp>/train_log.txt``, scalars to TensorBoard (``<exp>/tensorboard``) and the progress bar;
 every ``checkpoint_every`` steps (and at the end) a checkpoint (see ``masr.train.checkpoint``).
 A run started again in the same ``exp_dir`` resumes from its newest checkpoint and continues
@@ -220,7 +221,9 @@ class Trainer:
                 set_step(self.step)
             self.optimizer.zero_grad(set_to_none=True)
             for micro in range(self.grad_accum):
-                batch = self._to_device(next(batches))
+                batch = next(batches)
+                lengths_on_host = int(batch["lengths"].sum())  # counted before the copy to the device
+                batch = self._to_device(batch)
                 last_micro = micro == self.grad_accum - 1
                 sync = contextlib.nullcontext() if last_micro or self.world_size == 1 else self.model.no_sync()
                 autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype)
@@ -229,10 +232,11 @@ class Trainer:
                     with autocast:
                         loss, metrics = self.step_fn(self.model, batch)
                     (loss / self.grad_accum).backward()
+                # metrics stay on the device until a log step: no host synchronisation per step
                 for key, value in {"loss": loss, **metrics}.items():
-                    sums[key] = sums.get(key, 0.0) + float(value.detach() if torch.is_tensor(value) else value)
+                    sums[key] = sums.get(key, 0.0) + (value.detach() if torch.is_tensor(value) else value)
                 count += 1
-                frames += int(batch["lengths"].sum())
+                frames += lengths_on_host
             grad_norm = None
             if self.clip_grad_norm:
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
@@ -244,7 +248,7 @@ class Trainer:
                 bar.update(1)
             if self.step % self.log_every == 0 or self.step == self.max_steps:
                 elapsed = time.time() - t0
-                means = distributed.all_reduce_mean({k: v / count for k, v in sums.items()})
+                means = distributed.all_reduce_mean({k: float(v) / count for k, v in sums.items()})
                 total_frames = distributed.all_reduce_mean({"f": frames})["f"] * self.world_size
                 speed = {"frames_per_second": total_frames / elapsed,
                          "audio_seconds_per_second": total_frames * FRAME_SECONDS / elapsed, "lr": lr}
