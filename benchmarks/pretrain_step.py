@@ -2,7 +2,8 @@
 
 Builds, at each size, masr's :class:`masr.ssl.bestrq.BestRQ` with each ``--attention``
 (``relpos_xl``: SpeechBrain's RelPosMHAXL; ``rope_sdpa``: rotary positions + fused
-scaled_dot_product_attention) and, with ``--compare speechbrain``, SpeechBrain 1.1.2's BEST-RQ
+scaled_dot_product_attention), each with the front-end channels of ``--subsampling-channels`` (0: d_model, as before
+``subsampling_channels`` existed; 64, ``+sub64`` in the table: the configs' choice), and, with ``--compare speechbrain``, SpeechBrain 1.1.2's BEST-RQ
 recipe model at the same d_model / layers / heads / FFN / kernel / codebook
 (``benchmarks/speechbrain_bestrq.py``), and times full training steps of all of them in one
 process, interleaved: round after round, each model runs ``--steps-per-round`` steps (forward,
@@ -12,7 +13,7 @@ model alike. ``--compile on`` (or ``both``) also times the models compiled with
 :func:`torch.compile`, masr's through ``masr.train.pretrain.compile_model`` (what ``compile: true``
 in a config does). ``--masr-stream`` adds masr with a MASR language stream (lang2vec syntax
 vectors, projection, batch-hard mining in groups of 16, lambda 16) around the rope_sdpa encoder:
-its extra time over the plain encoder is MASR's overhead.
+its extra time over the same encoder without the stream is MASR's overhead.
 
 Reported per model: ms/step, seconds of audio per second, peak memory (GPU: max allocated over
 its rounds; CPU with ``--memory``: peak RSS of a fresh process running 2 steps of that model
@@ -105,7 +106,9 @@ STREAM_LANGS = ["eng", "deu", "fra", "spa", "ita", "pol", "rus", "hin", "ben", "
 
 
 def build(name, sizes, seed=0):
-    """One model of the comparison: ``masr/<attention>``, ``masr/rope_sdpa+lang`` or ``speechbrain``."""
+    """One model of the comparison: ``speechbrain`` or ``masr/<attention>[+sub<C>][+lang]``:
+    masr's BEST-RQ with that attention, ``subsampling_channels=C`` (default d_model) and MASR's
+    language stream."""
     torch.manual_seed(seed)
     if name == "speechbrain":
         from speechbrain_bestrq import build_speechbrain_bestrq
@@ -115,9 +118,10 @@ def build(name, sizes, seed=0):
         return model
     from masr.ssl.bestrq import BestRQ
 
-    attention = name.split("/", 1)[1].split("+")[0]
-    model = BestRQ(input_dim=80, attention=attention, **sizes)
-    if name.endswith("+lang"):
+    attention, *options = name.split("/", 1)[1].split("+")
+    channels = next((int(o[3:]) for o in options if o.startswith("sub")), None)
+    model = BestRQ(input_dim=80, attention=attention, subsampling_channels=channels, **sizes)
+    if "lang" in options:
         from masr.model import MASR
 
         model = MASR(model, [masr_stream_spec()])
@@ -219,9 +223,10 @@ def run(args):
     utts, frames = parse_batch(args.batch)
     sizes = named_sizes()
     modes = {"off": ["eager"], "on": ["compiled"], "both": ["eager", "compiled"]}[args.compile]
-    names = [f"masr/{a}" for a in args.attention]
+    suffix = lambda c: f"+sub{c}" if c else ""  # noqa: E731
+    names = [f"masr/{a}{suffix(c)}" for c in args.subsampling_channels for a in args.attention]
     if args.masr_stream:
-        names.append("masr/rope_sdpa+lang")
+        names.append(f"masr/rope_sdpa{suffix(args.subsampling_channels[-1])}+lang")
     if args.compare == "speechbrain":
         names.append("speechbrain")
     if device.type == "cuda":
@@ -275,7 +280,7 @@ def run(args):
                    and o["model"] == "speechbrain"), None)
         r["vs_speechbrain"] = sb["seconds"] / r["seconds"] if sb and r["model"] != "speechbrain" else None
         base = next((o for o in rows if o["size"] == r["size"] and o["mode"] == r["mode"]
-                     and o["model"] == "masr/rope_sdpa"), None)
+                     and o["model"] == r["model"].replace("+lang", "")), None)
         r["vs_encoder"] = r["seconds"] / base["seconds"] - 1 if base and r["model"].endswith("+lang") else None
     return rows, peak, peak_note, utts, frames
 
@@ -297,7 +302,7 @@ def render(rows, peak, peak_note, utts, frames, command):
         mfu = f"{100 * flops / r['seconds'] / 1e12 / peak:.1f}%" if flops and peak else "n/a"
         ratio = f"**{r['vs_speechbrain']:.2f}x**" if r["vs_speechbrain"] else ""
         if r["vs_encoder"] is not None:
-            ratio += f" (MASR stream: {100 * r['vs_encoder']:+.1f}% over masr/rope_sdpa)"
+            ratio += f" (MASR stream: {100 * r['vs_encoder']:+.1f}% over {r['model'].replace('+lang', '')})"
         memory = f"{r['memory']:.2f} GiB" if r["memory"] is not None else "not measured"
         lines.append(f"| {r['size']} | {r['mode']} | {r['model']} | {r['params'] / 1e6:.1f} M | "
                      f"{1000 * r['seconds']:.1f} | {audio / r['seconds']:,.0f} | {memory} | "
@@ -315,6 +320,8 @@ def main(argv=None):
     parser.add_argument("--attention", nargs="+", default=["relpos_xl", "rope_sdpa"],
                         choices=["relpos_xl", "rope_sdpa"])
     parser.add_argument("--compare", choices=["speechbrain", "none"], default="speechbrain")
+    parser.add_argument("--subsampling-channels", type=int, nargs="+", default=[0, 64],
+                        help="masr's front-end channels to time (+sub<C> in the table; 0: d_model)")
     parser.add_argument("--masr-stream", action="store_true", help="also time MASR's language stream")
     parser.add_argument("--compile", choices=["off", "on", "both"], default="off")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

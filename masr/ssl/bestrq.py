@@ -50,6 +50,10 @@ class BestRQ(SSLModel):
     attention : str
         Self-attention of the conformer: ``"relpos_xl"`` or ``"rope_sdpa"``
         (:mod:`masr.nnet.conformer`).
+    subsampling_channels : int or None
+        Channels of the two convolutions of the 4x subsampling; None: ``d_model``. Their cost grows
+        with its square: at d_model 256 the d_model-channel front-end costs more FLOPs than six
+        conformer blocks (``benchmarks/pretrain_step.py``).
     stack : int
         Input frames per target frame (= the subsampling factor, 4).
     codebook_dim, codebook_size, num_codebooks : int
@@ -76,7 +80,8 @@ class BestRQ(SSLModel):
 
     def __init__(self, input_dim=80, d_model=256, num_layers=4, nhead=4, d_ffn=1024, kernel_size=15, dropout=0.1,
                  stack=4, codebook_dim=16, codebook_size=8192, num_codebooks=1, mask_prob=0.04, mask_span=10,
-                 noise_std=0.1, quantizer_seed=0, cmvn=None, attention="relpos_xl"):
+                 noise_std=0.1, quantizer_seed=0, cmvn=None, attention="relpos_xl",
+                 subsampling_channels=None):
         super().__init__()
         self.save_hparams(locals())
         if stack != 4:
@@ -86,7 +91,7 @@ class BestRQ(SSLModel):
         self.cmvn = load_cmvn(cmvn, input_dim)
         self.quantizer = RandomProjectionQuantizer(input_dim * stack, codebook_dim, codebook_size, num_codebooks,
                                                    seed=quantizer_seed)
-        self.subsampling = Conv2dSubsampling(input_dim, d_model)
+        self.subsampling = Conv2dSubsampling(input_dim, d_model, channels=subsampling_channels)
         self.encoder = ConformerEncoder(d_model, num_layers, nhead, d_ffn, kernel_size=kernel_size, dropout=dropout,
                                         attention=attention)
         self.head = torch.nn.Linear(d_model, num_codebooks * codebook_size)

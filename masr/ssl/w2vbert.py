@@ -236,6 +236,10 @@ class W2vBert(SSLModel):
     attention : str
         Self-attention of both conformers: ``"relpos_xl"`` or ``"rope_sdpa"``
         (:mod:`masr.nnet.conformer`).
+    subsampling_channels : int or None
+        Channels of the two convolutions of the 4x subsampling; None: ``d_model``. Their cost grows
+        with its square: at d_model 256 the d_model-channel front-end costs more FLOPs than six
+        conformer blocks (``benchmarks/pretrain_step.py``).
 
     Example
     -------
@@ -254,7 +258,8 @@ class W2vBert(SSLModel):
     def __init__(self, input_dim=80, d_model=144, num_contrastive_layers=2, num_mlm_layers=2, nhead=4, d_ffn=576,
                  kernel_size=15, dropout=0.1, num_groups=2, num_entries=64, codevector_dim=128, mask_prob=0.12,
                  mask_span=3, num_negatives=50, contrastive_temp=0.1, temp_start=2.0, temp_end=0.5,
-                 temp_decay_steps=1000, diversity_weight=0.1, mlm_weight=1.0, cmvn=None, attention="relpos_xl"):
+                 temp_decay_steps=1000, diversity_weight=0.1, mlm_weight=1.0, cmvn=None, attention="relpos_xl",
+                 subsampling_channels=None):
         super().__init__()
         self.save_hparams(locals())
         self.mask_prob, self.mask_span = mask_prob, mask_span
@@ -264,7 +269,7 @@ class W2vBert(SSLModel):
         self.d_model = d_model
         self.cmvn = load_cmvn(cmvn, input_dim)
         # feature encoder
-        self.subsampling = Conv2dSubsampling(input_dim, d_model)
+        self.subsampling = Conv2dSubsampling(input_dim, d_model, channels=subsampling_channels)
         self.feature_norm = nn.LayerNorm(d_model)
         self.mask_emb = nn.Parameter(torch.empty(d_model).uniform_())
         self.quantizer = GumbelVectorQuantizer(d_model, num_groups, num_entries, codevector_dim, d_model,
