@@ -141,6 +141,11 @@ class Runner:
         self.metadata = None
         if name.endswith("+lang"):
             self.metadata = {"lang": [STREAM_LANGS[i % len(STREAM_LANGS)] for i in range(feats.shape[0])]}
+        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+        self.precision = "bf16 autocast" if bf16 else "fp32"
+        # FLOPs of a step, counted on the eager model (before any compilation; one untimed step)
+        self.flops = self.count_flops()
         if mode == "compiled":
             if name == "speechbrain":
                 self.model.compile()
@@ -148,9 +153,6 @@ class Runner:
                 from masr.train.pretrain import compile_model
 
                 compile_model(self.model, {"compile": True})
-        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-        self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
-        self.precision = "bf16 autocast" if bf16 else "fp32"
         self.times, self.peak_memory = [], 0.0
 
     def loss(self):
@@ -168,7 +170,7 @@ class Runner:
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
         self.optimizer.step()
 
-    def flops(self):
+    def count_flops(self):
         from torch.utils.flop_counter import FlopCounterMode
 
         with FlopCounterMode(display=False) as counter:
@@ -243,9 +245,7 @@ def run(args):
         lengths = torch.full((utts,), frames, device=device)
         for mode in modes:
             runners = [Runner(name, sizes[size], mode, feats, lengths, device) for name in names]
-            flops = {}
             for runner in runners:
-                flops[runner.name] = runner.flops() if mode == "eager" else None
                 for _ in range(args.warmup):
                     runner.step()
             synchronize(device)
@@ -268,14 +268,11 @@ def run(args):
                     memory = cpu_memory_of(runner.name, size, args.batch, mode)
                 rows.append({"size": size, "mode": mode, "model": runner.name, "params": runner.params,
                              "precision": runner.precision, "seconds": seconds, "memory": memory,
-                             "flops": flops.get(runner.name)})
+                             "flops": runner.flops})
             del runners
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-    # eager FLOPs stand for the compiled model's too
-    eager_flops = {(r["size"], r["model"]): r["flops"] for r in rows if r["mode"] == "eager"}
     for r in rows:
-        r["flops"] = r["flops"] or eager_flops.get((r["size"], r["model"]))
         sb = next((o for o in rows if o["size"] == r["size"] and o["mode"] == r["mode"]
                    and o["model"] == "speechbrain"), None)
         r["vs_speechbrain"] = sb["seconds"] / r["seconds"] if sb and r["model"] != "speechbrain" else None

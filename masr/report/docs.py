@@ -166,6 +166,26 @@ def variants_table(exp_dir, variants):
     return "\n".join(lines)
 
 
+#: the tables ``benchmarks/gpu.sh`` writes, in its order
+GPU_TABLES = (("pretrain_eager.md", "Pretraining step, eager"), ("pretrain_compiled.md", "Pretraining step, compiled"),
+              ("masr_overhead.md", "MASR's overhead at the paper size"),
+              ("triplet_mining.md", "Batch-hard triplet mining"))
+
+
+def gpu_tables(folder):
+    """The tables of ``bash benchmarks/gpu.sh`` (``benchmarks/results/gpu/``), or a line saying that
+    they have not been measured."""
+    found = [(name, title) for name, title in GPU_TABLES if os.path.isfile(os.path.join(folder, name))]
+    if not found:
+        return ("Not measured yet: no GPU was available to the sessions that wrote these benchmarks. "
+                "Run `bash benchmarks/gpu.sh` on one (about 8 minutes).\n")
+    parts = []
+    for name, title in found:
+        with open(os.path.join(folder, name), encoding="utf-8") as f:
+            parts.append(f"#### {title}\n\n{f.read()}")
+    return "\n".join(parts)
+
+
 def fill(path, blocks):
     """Rewrite ``path`` with each ``name -> content`` block replaced (atomically)."""
     with open(path, encoding="utf-8") as f:
@@ -182,13 +202,10 @@ def main(argv=None):
     parser.add_argument("--benchmark", default=os.path.join(ROOT, "benchmarks/results/data_pipeline.md"))
     parser.add_argument("--train-log", default=os.path.join(ROOT, "egs/mini/exp/pretrain_bestrq/train_log.txt"))
     parser.add_argument("--results", default=os.path.join(ROOT, "egs/mini/exp/RESULTS.md"))
-    parser.add_argument("--pretrain-benchmark", default=os.path.join(ROOT, "benchmarks/results/pretrain_step.md"))
     args = parser.parse_args(argv)
     rows = read_data_stats(args.data_stats)
     with open(args.benchmark, encoding="utf-8") as f:
         bench = f.read()
-    with open(args.pretrain_benchmark, encoding="utf-8") as f:
-        pretrain_bench = f.read()
     fill(os.path.join(ROOT, "README.md"), {"data_stats": split_table(rows), "data_pipeline": bench,
                                            "pretrain_curve": learning_curve(args.train_log),
                                            "masr_variants": variants_table(os.path.join(ROOT, "egs/mini/exp"), VARIANTS),
@@ -202,13 +219,13 @@ def main(argv=None):
     if os.path.isfile(ablation):  # ./run.sh --config conf/ablation.conf --stage 4
         mini_blocks["ablation_results"] = results_tables(ablation, last="## Table 2")
     fill(os.path.join(ROOT, "egs/mini/README.md"), mini_blocks)
-    with open(os.path.join(ROOT, "benchmarks/results/triplet_mining.md"), encoding="utf-8") as f:
-        mining_bench = f.read()
-    with open(os.path.join(ROOT, "benchmarks/results/feature_reading.md"), encoding="utf-8") as f:
-        reading_bench = f.read()
-    fill(os.path.join(ROOT, "benchmarks/README.md"), {"data_pipeline": bench, "pretrain_step": pretrain_bench,
-                                                      "triplet_mining": mining_bench,
-                                                      "feature_reading": reading_bench})
+    results = os.path.join(ROOT, "benchmarks/results")
+    blocks = {"data_pipeline": bench, "gpu": gpu_tables(os.path.join(results, "gpu"))}
+    for name in ("pretrain_step_cpu_eager", "pretrain_step_cpu_compiled", "input_pipeline", "triplet_mining",
+                 "feature_reading"):
+        with open(os.path.join(results, f"{name}.md"), encoding="utf-8") as f:
+            blocks[name] = f.read()
+    fill(os.path.join(ROOT, "benchmarks/README.md"), blocks)
     noss = os.path.join(ROOT, "egs/noss/exp/RESULTS.md")
     if os.path.isfile(noss):
         fill(os.path.join(ROOT, "egs/noss/README.md"), {"noss_results": results_tables(noss, first="## Table 2", last="## Table 3")})
