@@ -55,3 +55,15 @@ def test_variants_table_averages_the_seeds_of_a_run(tmp_path):
     assert lines[2] == "| continue_masr | 2 | 60 | 0.300 ± 0.141 | 2.800 ± 0.000 | 0.200 ± 0.014 | 1.000 ± 0.000 | 0.800 ± 0.000 |"
     assert lines[3].startswith("| continue_bestrq | 1 | 60 | 0.300 | 2.800 |")
     assert lines[4] == "| continue_lasr | not run | | | | | | |"
+
+
+def test_gpu_tables_say_not_measured_until_gpu_sh_wrote_them(tmp_path):
+    from masr.report.docs import gpu_tables
+
+    assert gpu_tables(str(tmp_path / "gpu")).startswith("Not measured yet")
+    (tmp_path / "gpu").mkdir()
+    (tmp_path / "gpu" / "masr_overhead.md").write_text("Machine: NVIDIA H200\n\n| a |\n")
+    (tmp_path / "gpu" / "pretrain_eager.md").write_text("Machine: NVIDIA H200\n\n| b |\n")
+    text = gpu_tables(str(tmp_path / "gpu"))
+    assert text.index("#### Pretraining step, eager") < text.index("#### MASR's overhead at the paper size")
+    assert "| a |" in text and "| b |" in text and "Not measured" not in text
