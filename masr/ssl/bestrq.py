@@ -119,15 +119,23 @@ class BestRQ(SSLModel):
         return SSLOutput(self.encoder(frames, out_lengths, num_layers=layer), out_lengths)
 
     @torch.compiler.disable
-    def _mask(self, x, usable, num_targets):
-        """Draw the span mask over target frames (B, num_targets) and replace the masked input frames
-        of x by noise. Outside ``torch.compile``'s graphs (cheap, and it keeps the masks of a compiled
-        model the same random draws as eager execution's)."""
-        mask = span_mask(usable, num_targets, self.mask_prob, self.mask_span)
+    def _mask(self, x, usable, targets):
+        """Draw the span mask over the target frames of ``targets`` (B, T // stack, num_codebooks) and
+        replace the masked input frames of x by noise.
+
+        Returns the mask and the targets cut to the encoder's output frames (B, T'), T' =
+        ``Conv2dSubsampling.output_lengths(T)`` <= T // stack (the mask is False beyond ``usable``),
+        and the noised x. Outside ``torch.compile``'s graphs: cheap, it keeps the masks of a compiled
+        model the same random draws as eager execution's, and the compiled encoder graph then gets
+        mask and targets of exactly its output length (slicing them to a length computed inside the
+        graph would make the graph specialise on every padded length)."""
+        mask = span_mask(usable, targets.shape[1], self.mask_prob, self.mask_span)
         input_mask = mask.repeat_interleave(self.stack, dim=1)
         input_mask = F.pad(input_mask, (0, x.shape[1] - input_mask.shape[1]))
         noise = torch.randn_like(x) * self.noise_std
-        return mask, torch.where(input_mask.unsqueeze(-1), noise, x)
+        frames = int(self.subsampling.output_lengths(torch.tensor(x.shape[1])))
+        return (mask[:, :frames].contiguous(), targets[:, :frames].contiguous(),
+                torch.where(input_mask.unsqueeze(-1), noise, x))
 
     def forward(self, feats, lengths):
         x = self._normalise(feats, lengths)
@@ -135,16 +143,13 @@ class BestRQ(SSLModel):
         out_lengths = self.subsampling.output_lengths(lengths)
         # a target frame can be predicted where both the target and an encoder frame exist
         usable = torch.minimum(target_lengths, out_lengths)
-        mask, x = self._mask(x, usable, targets.shape[1])
+        selected, wanted, x = self._mask(x, usable, targets)
         frames, out_lengths = self.subsampling(x, lengths)
         frames = self.encoder(frames, out_lengths)
-        # both are static shapes (no host synchronisation); mask is False beyond `usable`
-        n = min(targets.shape[1], frames.shape[1])
-        selected = mask[:, :n]
         # the head only sees the masked frames (~1/3): its cost with an 8192-entry codebook
         # is that of a feed-forward layer
-        picked = self.head(frames[:, :n][selected]).view(-1, self.num_codebooks, self.codebook_size)
-        wanted = targets[:, :n][selected]  # (M, num_codebooks)
+        picked = self.head(frames[selected]).view(-1, self.num_codebooks, self.codebook_size)
+        wanted = wanted[selected]  # (M, num_codebooks)
         loss, accuracy, majority = masked_prediction_loss(picked, wanted, frames)
         metrics = {
             "accuracy": accuracy.detach(),

@@ -58,8 +58,17 @@ def compile_model(model, config):
     with :func:`torch.compile` (``compile_mode``: its ``mode``, default None). MASR's stream heads
     stay eager: they turn label strings into ids, which a compiled graph would guard on (one
     recompilation per batch), and cost little (``benchmarks/triplet_mining.py``). In place, so
-    parameter names and checkpoints are those of the eager model."""
+    parameter names and checkpoints are those of the eager model.
+
+    The encoder graph is compiled once per padded length (measured on CPU with torch 2.11: a
+    guard on heads x output frames, from AOTAutograd, for either attention), so ``pad_multiple``
+    bounds the compilations to ``max_frames / pad_multiple`` lengths; torch's recompile limit is
+    raised to that number, above which torch would run new lengths eagerly."""
     if config.get("compile", False):
+        import torch._dynamo
+
+        lengths = -(-(config.get("max_frames") or 3000) // max(1, config.get("pad_multiple") or 1)) + 1
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, lengths)
         getattr(model, "ssl", model).compile(mode=config.get("compile_mode"))
     return model
 
