@@ -7,6 +7,7 @@ A ``wav.scp`` value is either a file path (any format libsndfile reads: WAV, FLA
 
 import io
 import math
+import os
 import subprocess
 
 import numpy as np
@@ -20,7 +21,9 @@ class AudioError(RuntimeError):
 
 
 def _is_pipe(entry):
-    return entry.rstrip().endswith("|")
+    """A ``wav.scp`` command: ends in ``|`` and is not the name of an existing file (a file whose
+    name ends in ``|`` is read as a file, never run)."""
+    return entry.rstrip().endswith("|") and not os.path.isfile(entry)
 
 
 def _run_pipe(entry):

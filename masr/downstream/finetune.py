@@ -270,6 +270,9 @@ def load_finetuned(model_dir):
     with open(spec_file, encoding="utf-8") as f:
         spec = json.load(f)
     model = FineTuneModel(build_encoder(spec["encoder"]), spec["num_outputs"], spec["pooled"], layer=spec["layer"])
-    state, _ = load_checkpoint(os.path.join(model_dir, spec["checkpoint"]))
+    checkpoint = os.path.realpath(os.path.join(model_dir, str(spec["checkpoint"])))
+    if os.path.commonpath([checkpoint, os.path.realpath(model_dir)]) != os.path.realpath(model_dir):
+        raise ValueError(f"{spec_file}: checkpoint {spec['checkpoint']!r} is outside the model folder")
+    state, _ = load_checkpoint(checkpoint)
     model.load_state_dict(state["model"])
     return model.eval(), spec

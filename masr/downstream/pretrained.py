@@ -75,7 +75,7 @@ def encoder_from_run(run_dir, checkpoint=None):
     path = checkpoint or newest_checkpoint(run_dir)
     exported = os.path.join(run_dir, ENCODER_FILE)
     if os.path.isfile(exported):
-        saved = torch.load(exported, map_location="cpu", weights_only=False)
+        saved = torch.load(exported, map_location="cpu", weights_only=True)
         if saved.get("checkpoint") == os.path.basename(os.path.normpath(path)):
             model = build_encoder(saved["encoder"])
             model.load_state_dict(saved["state_dict"])
@@ -93,8 +93,19 @@ def encoder_spec(model):
     return {"class": f"{type(model).__module__}.{type(model).__qualname__}", "hparams": dict(model.hparams)}
 
 
+#: The encoder classes a model file may name (``model.json``, ``encoder.pt``): nothing else is
+#: imported or called, so a crafted file cannot make :func:`build_encoder` run other code.
+ENCODER_CLASSES = {
+    "masr.ssl.bestrq.BestRQ": ("masr.ssl.bestrq", "BestRQ"),
+    "masr.ssl.w2vbert.W2vBert": ("masr.ssl.w2vbert", "W2vBert"),
+}
+
+
 def build_encoder(spec):
     """A freshly initialised encoder from :func:`encoder_spec` (weights are loaded by the caller).
+
+    Only the classes of :data:`ENCODER_CLASSES` are built; any other name, and hparams that are
+    not a mapping of plain values, are a ``ValueError``.
 
     Example
     -------
@@ -104,16 +115,33 @@ def build_encoder(spec):
     >>> type(copy).__name__, copy.num_layers, copy.d_model
     ('BestRQ', 1, 32)
     """
-    module, _, name = spec["class"].rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
-    return cls(**spec["hparams"])
+    name = spec.get("class") if isinstance(spec, dict) else None
+    if name not in ENCODER_CLASSES:
+        raise ValueError(f"encoder class {name!r} is not one of masr's encoders ({', '.join(ENCODER_CLASSES)}); "
+                         "a model file can only name those")
+    hparams = spec.get("hparams")
+    if not isinstance(hparams, dict) or not all(_plain(v) for v in hparams.values()):
+        raise ValueError(f"encoder {name}: hparams must be a mapping of numbers, strings, lists and null")
+    module, attribute = ENCODER_CLASSES[name]
+    return getattr(importlib.import_module(module), attribute)(**hparams)
+
+
+def _plain(value):
+    """JSON-like: None, bool, number, string, or lists / dicts of those."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
 
 
 def load_encoder(path):
     """An encoder for embeddings: a pretraining run dir, or a file written by :func:`save_encoder`."""
     if os.path.isdir(path):
         return encoder_from_run(path)
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain values only
     model = build_encoder(saved["encoder"])
     model.load_state_dict(saved["state_dict"])
     return model.eval()

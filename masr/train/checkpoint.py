@@ -75,11 +75,28 @@ def save_checkpoint(folder, step, state, rank=0, keep=3, keep_steps=()):
     return final
 
 
+def _numpy_rng_globals():
+    """What unpickling numpy's random state (an array) needs; nothing that runs code."""
+    import numpy.dtypes
+
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct
+    return [_reconstruct, np.ndarray, np.dtype, numpy.dtypes.UInt32DType]
+
+
 def load_checkpoint(path, rank=0, map_location="cpu"):
-    """(state, rng state of this rank or None) from a checkpoint folder."""
-    state = torch.load(os.path.join(path, "state.pt"), map_location=map_location, weights_only=False)
+    """(state, rng state of this rank or None) from a checkpoint folder.
+
+    Both files are read with ``weights_only=True``: tensors and plain values (and numpy's random
+    state) only, so a crafted checkpoint cannot run code when it is loaded."""
+    state = torch.load(os.path.join(path, "state.pt"), map_location=map_location, weights_only=True)
     rng_file = os.path.join(path, f"rng.rank{rank}.pt")
-    rng = torch.load(rng_file, weights_only=False) if os.path.isfile(rng_file) else None
+    rng = None
+    if os.path.isfile(rng_file):
+        with torch.serialization.safe_globals(_numpy_rng_globals()):
+            rng = torch.load(rng_file, weights_only=True)
     return state, rng
 
 
@@ -90,7 +107,7 @@ def load_model_weights(model, path, strict=False):
     initialised — e.g. MASR heads absent from a BEST-RQ checkpoint.
     """
     file = os.path.join(path, "state.pt") if os.path.isdir(path) else path
-    state = torch.load(file, map_location="cpu", weights_only=False)
+    state = torch.load(file, map_location="cpu", weights_only=True)
     weights = state.get("model", state)
     own = model.state_dict()
     if not set(weights) & set(own) and hasattr(model, "ssl"):
