@@ -143,8 +143,8 @@ def _inputs(args):
         raise SystemExit("error: give audio files or --wav-scp")
     for path in args.audio:  # files only: commands (pipes) only through --wav-scp
         if not os.path.isfile(path):
-            raise SystemExit(f"error: {path!r} is not a file (a command ending in '|' can only be given in "
-                             "a --wav-scp file)")
+            raise FileNotFoundError(f"{path!r} is not a file (a command ending in '|' can only be given in "
+                                    "a --wav-scp file)")
     return [(path, path) for path in args.audio]
 
 
