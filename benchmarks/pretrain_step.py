@@ -54,7 +54,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, ROOT)
 
-from machine import describe_machine  # noqa: E402
+from machine import describe_machine, rss_kib  # noqa: E402
 
 GPU_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
 FRAME_SECONDS = 0.01
@@ -204,20 +204,15 @@ def cpu_memory_of(name, size, batch, mode):
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_gib"]
 
 
-def _rss_kib(field):
-    with open("/proc/self/status") as f:
-        return int(next(line.split()[1] for line in f if line.startswith(field)))
-
-
 def worker_memory(name, size, batch, mode):
-    base = _rss_kib("VmRSS:")
+    base = rss_kib("VmRSS")
     utts, frames = parse_batch(batch)
     device = torch.device("cpu")
     feats, lengths = torch.randn(utts, frames, 80), torch.full((utts,), frames)
     runner = Runner(name, named_sizes()[size], mode, feats, lengths, device)
     for _ in range(2):
         runner.step()
-    print(json.dumps({"peak_gib": (_rss_kib("VmHWM:") - base) / 2**20}))
+    print(json.dumps({"peak_gib": (rss_kib("VmHWM") - base) / 2**20}))
 
 
 def run(args):

@@ -48,7 +48,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from machine import describe_machine  # noqa: E402
+from machine import describe_machine, rss_kib  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIM, META_DIM, CLASSES, MARGIN, ALPHA = 256, 103, 100, 0.2, 1.0
@@ -86,11 +86,6 @@ def make_step(method, labels, meta, chunk_size):
     return step
 
 
-def _rss_kib(field):
-    with open("/proc/self/status") as f:
-        return int(next(line.split()[1] for line in f if line.startswith(field + ":")))
-
-
 def run_case(method, size, device, runs, warmup, chunk_size):
     """One case, in this process; returns a dict of figures."""
     device = torch.device(device)
@@ -120,9 +115,9 @@ def run_case(method, size, device, runs, warmup, chunk_size):
     else:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # reset the peak RSS to the current RSS
-        base = _rss_kib("VmRSS") * 1024
+        base = rss_kib("VmRSS") * 1024
     times, losses = zip(*(timed() for _ in range(runs)))
-    peak = (torch.cuda.max_memory_allocated() if cuda else _rss_kib("VmHWM") * 1024) - base
+    peak = (torch.cuda.max_memory_allocated() if cuda else rss_kib("VmHWM") * 1024) - base
     return dict(method=method, size=size, ms=1000 * statistics.median(times), peak_mib=peak / 2**20,
                 loss=losses[-1], runs=runs)
 
