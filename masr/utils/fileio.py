@@ -62,3 +62,30 @@ def atomic_open(path, mode="w", encoding="utf-8", durable=False):
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def fsync_file(path):
+    """Flush a written file's content to disk (``fsync``), so a power loss cannot truncate it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path):
+    """Flush a folder's entries to disk: needed after creating, renaming or removing files in it,
+    or a power loss can undo the rename although the file's content was flushed."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(path):
+    """``fsync`` every file and folder under ``path`` (and ``path`` itself), deepest first."""
+    for folder, _, files in os.walk(path, topdown=False):
+        for name in files:
+            fsync_file(os.path.join(folder, name))
+        fsync_dir(folder)
