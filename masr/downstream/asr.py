@@ -63,7 +63,13 @@ from masr.metrics import edit_distance, wer
 from masr.nnet.conformer import Conv2dSubsampling
 from masr.train import distributed
 from masr.train.checkpoint import list_checkpoints
-from masr.train.pretrain import RunConfigMismatch, seed_everything, training_run
+from masr.train.pretrain import (
+    TRAINING_ERRORS,
+    RunConfigMismatch,
+    add_training_arguments,
+    seed_everything,
+    training_run,
+)
 from masr.utils.config import make_parser, parse_arguments
 from masr.utils.fileio import atomic_open
 
@@ -872,8 +878,7 @@ def run(config, rank=0, world_size=1, device=None):
 
 
 def main(argv=None):
-    parser = make_parser("Fine-tune a pretrained encoder for speech recognition (CTC).")
-    parser.add_argument("--device", default="auto", help="auto (cuda if available), cuda or cpu")
+    parser = add_training_arguments(make_parser("Fine-tune a pretrained encoder for speech recognition (CTC)."))
     args, config = parse_arguments(parser, argv)
     check_config(config)
     try:
@@ -882,6 +887,9 @@ def main(argv=None):
     except RunConfigMismatch as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except TRAINING_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if results:
         avg, overall, sel = results["average"], results["overall"], results["selected"]
         print(f"test: average WER {avg['wer']:.3f} | CER {avg['cer']:.3f} | overall WER {overall['wer']:.3f} | "

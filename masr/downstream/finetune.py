@@ -140,6 +140,8 @@ def build_trainer(config, model, dataset, step_fn, rank=0, world_size=1, device=
         precision=config.get("precision", "auto"), device=device, rank=rank, world_size=world_size,
         num_workers=config.get("num_workers", 0), valid_fn=valid_fn, valid_every=config.get("valid_every", 0),
         progress=config.get("progress", True), find_unused_parameters=True,
+        max_nonfinite_steps=config.get("max_nonfinite_steps", 0),
+        allow_inexact_resume=config.get("allow_inexact_resume", False),
     )
 
 

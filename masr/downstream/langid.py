@@ -41,7 +41,13 @@ from masr.data.dataset import FeatsDataset
 from masr.downstream import finetune
 from masr.downstream.pretrained import run_name
 from masr.metrics import accuracy, confusion_matrix, langid_eer, macro_f1
-from masr.train.pretrain import RunConfigMismatch, seed_everything, training_run
+from masr.train.pretrain import (
+    TRAINING_ERRORS,
+    RunConfigMismatch,
+    add_training_arguments,
+    seed_everything,
+    training_run,
+)
 from masr.utils.config import make_parser, parse_arguments
 from masr.utils.fileio import atomic_open
 
@@ -184,7 +190,7 @@ def init_head_by_linear_probe(trainer, config, index, device):
         model.head.bias.copy_(bias)
     model.encoder.train()
     save_checkpoint(trainer.ckpt_dir, 0, trainer.state_dict() if trainer.rank == 0 else None, rank=trainer.rank,
-                    keep=trainer.keep)
+                    keep=trainer.keep, world_size=trainer.world_size)
 
 
 def run(config, rank=0, world_size=1, device=None):
@@ -260,8 +266,7 @@ def run(config, rank=0, world_size=1, device=None):
 
 
 def main(argv=None):
-    parser = make_parser("Fine-tune a pretrained encoder for spoken language identification.")
-    parser.add_argument("--device", default="auto", help="auto (cuda if available), cuda or cpu")
+    parser = add_training_arguments(make_parser("Fine-tune a pretrained encoder for spoken language identification."))
     args, config = parse_arguments(parser, argv)
     try:
         with training_run(args, config, argv) as (rank, world, device):
@@ -269,6 +274,9 @@ def main(argv=None):
     except RunConfigMismatch as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except TRAINING_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if results:
         o, no, overall = results["overlapped"], results["non_overlapped"], results["overall"]
         fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731

@@ -1,11 +1,21 @@
-"""Step-based checkpoints, written atomically, the last K kept.
+"""Step-based checkpoints, written atomically and durably, verified when resumed, the last K kept.
 
 A checkpoint is a folder ``<exp>/checkpoints/step-<N>/`` holding ``state.pt`` (model, optimizer,
-scheduler, trainer position) and one ``rng.rank<r>.pt`` per process (each DDP rank has its own
-random state). It is written as ``step-<N>.tmp/`` and renamed once complete, so a run killed
-while saving never leaves a checkpoint that looks finished.
+scheduler, trainer position), one ``rng.rank<r>.pt`` per process (each DDP rank has its own
+random state) and ``manifest.json`` (the step, the number of processes, and every file's size
+and SHA-256). It is written as ``step-<N>.tmp/``, every file and the folder are ``fsync``-ed, and
+it is renamed once complete, so neither a killed run nor a power loss leaves a checkpoint that
+looks finished but is not.
+
+Resuming (:func:`find_resumable`) takes the newest checkpoint whose files match its manifest and
+load; a broken one (truncated, emptied, changed) is skipped with a warning that names it and
+says why, and the next older one is used. :func:`check_exact_resume` then refuses, unless
+allowed, what would make the resumed run differ from an uninterrupted one: a missing RNG file
+or a different number of processes.
 """
 
+import hashlib
+import json
 import os
 import random
 import re
@@ -15,8 +25,18 @@ import numpy as np
 import torch
 
 from masr.train import distributed
+from masr.utils.fileio import atomic_open, fsync_dir, fsync_file
 
 _NAME = re.compile(r"^step-(\d+)$")
+_RNG = re.compile(r"^rng\.rank(\d+)\.pt$")
+
+#: The file listing a checkpoint's files with their sizes and checksums, written last.
+MANIFEST = "manifest.json"
+
+
+class CheckpointError(RuntimeError):
+    """No checkpoint of a run can be resumed, or resuming it would not be exact; the message names
+    the checkpoint(s) and why."""
 
 
 def rng_state():
@@ -47,13 +67,35 @@ def list_checkpoints(folder):
     return sorted(found)
 
 
-def save_checkpoint(folder, step, state, rank=0, keep=3, keep_steps=()):
+def remove_unfinished(folder):
+    """Delete ``step-*.tmp`` folders left by a run killed while saving (rank 0, before training)."""
+    if os.path.isdir(folder):
+        for name in os.listdir(folder):
+            if name.startswith("step-") and name.endswith(".tmp"):
+                shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+
+
+def file_sha256(path, block=1 << 22):
+    """Hex SHA-256 of a file's content."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _save_durably(obj, path):
+    torch.save(obj, path)
+    fsync_file(path)
+
+
+def save_checkpoint(folder, step, state, rank=0, keep=3, keep_steps=(), world_size=1):
     """Save ``state`` (rank 0) and this rank's RNG state as ``folder/step-<step>``.
 
-    Every rank must call it (it synchronises); only rank 0 writes ``state.pt``, renames the
-    folder into place and deletes all but the newest ``keep`` checkpoints, except those of
-    ``keep_steps`` (e.g. the paper's MASR runs continue from BEST-RQ's 1M-step checkpoint while
-    the baseline trains on to 1.25M).
+    Every rank must call it (it synchronises); only rank 0 writes ``state.pt`` and the manifest,
+    renames the folder into place and deletes all but the newest ``keep`` checkpoints, except
+    those of ``keep_steps`` (e.g. the paper's MASR runs continue from BEST-RQ's 1M-step checkpoint
+    while the baseline trains on to 1.25M).
     """
     final = os.path.join(folder, f"step-{step:08d}")
     tmp = final + ".tmp"
@@ -61,18 +103,63 @@ def save_checkpoint(folder, step, state, rank=0, keep=3, keep_steps=()):
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
     distributed.barrier()
-    torch.save(rng_state(), os.path.join(tmp, f"rng.rank{rank}.pt"))
+    _save_durably(rng_state(), os.path.join(tmp, f"rng.rank{rank}.pt"))
     if rank == 0:
-        torch.save(state, os.path.join(tmp, "state.pt"))
+        _save_durably(state, os.path.join(tmp, "state.pt"))
     distributed.barrier()
     if rank == 0:
+        files = {name: {"size": os.path.getsize(os.path.join(tmp, name)), "sha256": file_sha256(os.path.join(tmp, name))}
+                 for name in sorted(os.listdir(tmp))}
+        with atomic_open(os.path.join(tmp, MANIFEST), durable=True) as f:
+            json.dump({"step": step, "world_size": world_size, "files": files}, f, indent=1)
+        fsync_dir(tmp)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
+        fsync_dir(folder)
         for old_step, old in list_checkpoints(folder)[:-keep] if keep > 0 else []:
             if old_step not in keep_steps:
                 shutil.rmtree(old, ignore_errors=True)
     distributed.barrier()
     return final
+
+
+def verify_checkpoint(path):
+    """Why the checkpoint folder ``path`` is broken, or ``None`` when its files match its manifest.
+
+    A checkpoint written before manifests existed (none in the folder) is only checked by
+    loading it (see :func:`find_resumable`)."""
+    manifest = os.path.join(path, MANIFEST)
+    if not os.path.isfile(manifest):
+        return None
+    try:
+        with open(manifest, encoding="utf-8") as f:
+            files = json.load(f)["files"]
+        for name, info in files.items():
+            if os.path.basename(name) != name:
+                return f"{MANIFEST} names a file outside the checkpoint folder ('{name}')"
+            file = os.path.join(path, name)
+            if not os.path.isfile(file):
+                if _RNG.match(name):
+                    continue  # not damage but an inexact resume: check_exact_resume refuses it
+                return f"{name} is missing"
+            size = os.path.getsize(file)
+            if size != info["size"]:
+                return f"{name} has {size} bytes, its manifest says {info['size']} (truncated or overwritten)"
+            if file_sha256(file) != info["sha256"]:
+                return f"{name} does not match its SHA-256 checksum in {MANIFEST}"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        return f"{MANIFEST} cannot be read ({type(e).__name__}: {e})"
+    return None
+
+
+def checkpoint_world_size(path):
+    """The number of processes that wrote the checkpoint (its manifest, else its RNG files)."""
+    try:
+        with open(os.path.join(path, MANIFEST), encoding="utf-8") as f:
+            return int(json.load(f)["world_size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        ranks = [int(m.group(1)) for m in map(_RNG.match, os.listdir(path)) if m]
+        return max(ranks) + 1 if ranks else None
 
 
 def _numpy_rng_globals():
@@ -98,6 +185,64 @@ def load_checkpoint(path, rank=0, map_location="cpu"):
         with torch.serialization.safe_globals(_numpy_rng_globals()):
             rng = torch.load(rng_file, weights_only=True)
     return state, rng
+
+
+def find_resumable(folder, rank=0, map_location="cpu"):
+    """The newest checkpoint under ``folder`` that is intact, loaded.
+
+    Every rank of a DDP run reaches the same answer: the checks read the same files.
+
+    Returns
+    -------
+    (path, state, rng, skipped) or None
+        ``None`` when there is no checkpoint at all. ``rng`` is this rank's random state (``None``
+        when its file is missing, see :func:`check_exact_resume`); ``skipped`` lists
+        ``(path, reason)`` of the newer, broken checkpoints passed over.
+
+    Raises
+    ------
+    CheckpointError
+        Checkpoints exist but none is intact; the message lists each with its reason.
+    """
+    skipped = []
+    for _, path in reversed(list_checkpoints(folder)):
+        reason = verify_checkpoint(path)
+        if reason is None:
+            try:
+                state, rng = load_checkpoint(path, rank, map_location)
+                return path, state, rng, skipped
+            except Exception as e:  # a truncated zip, a bad pickle: unreadable whatever the cause
+                reason = f"cannot be loaded ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+        skipped.append((path, reason))
+    if skipped:
+        raise CheckpointError("no checkpoint can be resumed:\n" + "\n".join(f"  {p}: {r}" for p, r in skipped)
+                              + f"\nmove them out of {folder} to train from scratch")
+    return None
+
+
+def check_exact_resume(path, world_size, allow_inexact=False):
+    """Refuse, with :class:`CheckpointError`, to resume ``path`` inexactly unless ``allow_inexact``.
+
+    Inexact: the checkpoint was written by another number of processes (the data order and
+    per-rank random states differ), or an RNG file of a rank of this run is missing.
+
+    Returns
+    -------
+    list of str
+        What is inexact (empty when nothing is); with ``allow_inexact`` the caller logs it.
+    """
+    problems = []
+    saved_world = checkpoint_world_size(path)
+    if saved_world is not None and saved_world != world_size:
+        problems.append(f"it was written by {saved_world} process(es), this run has {world_size}")
+    missing = [f"rng.rank{r}.pt" for r in range(world_size) if not os.path.isfile(os.path.join(path, f"rng.rank{r}.pt"))]
+    if missing:
+        problems.append(f"its random state file(s) {', '.join(missing)} are missing")
+    if problems and not allow_inexact:
+        raise CheckpointError(f"{path}: resuming would not continue the run exactly: {'; '.join(problems)}. "
+                              f"Resume with the same number of processes, or pass --allow-inexact-resume to "
+                              f"continue anyway")
+    return problems
 
 
 def load_model_weights(model, path, strict=False):

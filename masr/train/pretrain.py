@@ -30,9 +30,12 @@ import torch
 from masr.data.dataset import FeatsDataset, collate_feats
 from masr.data.sampler import DynamicBucketBatchSampler
 from masr.data.shards import ShardedBatchSampler, shard_of_items
+from masr.data.datadir import DataDirError
 from masr.train import distributed
+from masr.train.checkpoint import CheckpointError
+from masr.train.lock import ExpDirLocked, exp_dir_lock
 from masr.train.schedule import WarmupDecay
-from masr.train.trainer import Trainer
+from masr.train.trainer import Trainer, TrainingError
 from masr.utils.config import make_parser, parse_arguments
 from masr.utils.fileio import atomic_open
 
@@ -154,12 +157,14 @@ def build_trainer(config, rank=0, world_size=1, device=None):
         precision=config.get("precision", "auto"), device=device, rank=rank, world_size=world_size,
         num_workers=config.get("num_workers", 0), valid_fn=make_valid_fn(config, device),
         valid_every=config.get("valid_every", 0), init_from=config.get("init_from"),
-        progress=config.get("progress", True),
+        progress=config.get("progress", True), max_nonfinite_steps=config.get("max_nonfinite_steps", 0),
+        allow_inexact_resume=config.get("allow_inexact_resume", False),
     )
 
 
 #: Overrides that may change when a run is resumed: they do not change what is trained.
-RESUMABLE_KEYS = {"progress", "log_every", "valid_every", "valid_batches", "checkpoint_every",
+RESUMABLE_KEYS = {"exp_dir",  # a run folder that was moved or copied resumes where it now is
+                  "progress", "log_every", "valid_every", "valid_batches", "checkpoint_every",
                   "keep_checkpoints", "keep_steps", "num_workers", "cpu_threads",
                   "compile", "compile_mode",  # the same model and updates, compiled or not
                   "pretrain_langs"}   # LangID: only splits the test results into O / NO
@@ -184,13 +189,13 @@ def save_run_config(config_file, argv, exp_dir):
     from masr.train.checkpoint import list_checkpoints
     from masr.utils.config import overrides_from_args
 
-    declared = {"--device"}
+    declared, flags = {"--device"}, {"--allow-inexact-resume"}
     rest, skip = [], False
     for arg in argv:
         if skip:
             skip = False
             continue
-        if arg == os.fspath(config_file):
+        if arg == os.fspath(config_file) or arg in flags:
             continue
         if arg.split("=", 1)[0] in declared:
             skip = "=" not in arg
@@ -219,13 +224,28 @@ def save_run_config(config_file, argv, exp_dir):
         yaml.safe_dump(overrides, f, sort_keys=True, allow_unicode=True)
 
 
+#: Errors that stop a training entry point with a message and exit status 1 (no traceback).
+TRAINING_ERRORS = (TrainingError, CheckpointError, ExpDirLocked, DataDirError)
+
+
+def add_training_arguments(parser):
+    """The options every training entry point declares (the rest are config overrides)."""
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cuda or cpu")
+    parser.add_argument("--allow-inexact-resume", action="store_true",
+                        help="resume a checkpoint written by another number of processes, or one missing an RNG "
+                             "file (refused otherwise: the run would not continue exactly)")
+    return parser
+
+
 @contextlib.contextmanager
 def training_run(args, config, argv=None):
     """The frame of every training entry point (pretraining, LangID, ASR): pick the device
     (``--device auto``: CUDA if available), set the CPU threads (``cpu_threads``), join the DDP
-    group, and (rank 0) keep the config with the run (:func:`save_run_config`, which raises
+    group, (rank 0) lock the run folder against a second writer (:func:`masr.train.lock.exp_dir_lock`)
+    and keep the config with the run (:func:`save_run_config`, which raises
     :class:`RunConfigMismatch`); yields (rank, world size, device) and leaves the DDP group at
-    the end, also on an error::
+    the end, also on an error. ``--allow-inexact-resume`` reaches the trainer as the config's
+    ``allow_inexact_resume``::
 
         with training_run(args, config, argv) as (rank, world, device):
             ...
@@ -233,17 +253,20 @@ def training_run(args, config, argv=None):
     device_type = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     if device_type == "cpu":
         torch.set_num_threads(config.get("cpu_threads", torch.get_num_threads()))
+    config["allow_inexact_resume"] = getattr(args, "allow_inexact_resume", False)
     rank, world, device = distributed.init(device_type)
-    if rank == 0:
+    with contextlib.ExitStack() as held:
+        if rank == 0:
+            try:
+                held.enter_context(exp_dir_lock(config["exp_dir"]))
+                save_run_config(args.config, argv if argv is not None else sys.argv[1:], config["exp_dir"])
+            except (RunConfigMismatch, ExpDirLocked):
+                distributed.cleanup()
+                raise
         try:
-            save_run_config(args.config, argv if argv is not None else sys.argv[1:], config["exp_dir"])
-        except RunConfigMismatch:
+            yield rank, world, device
+        finally:
             distributed.cleanup()
-            raise
-    try:
-        yield rank, world, device
-    finally:
-        distributed.cleanup()
 
 
 def export_encoder(trainer):
@@ -256,8 +279,8 @@ def export_encoder(trainer):
 
 
 def main(argv=None):
-    parser = make_parser("Self-supervised pretraining (BEST-RQ, w2v-BERT, ...) from a HyperPyYAML config.")
-    parser.add_argument("--device", default="auto", help="auto (cuda if available), cuda or cpu")
+    parser = add_training_arguments(
+        make_parser("Self-supervised pretraining (BEST-RQ, w2v-BERT, ...) from a HyperPyYAML config."))
     args, config = parse_arguments(parser, argv)
     try:
         with training_run(args, config, argv) as (rank, world, device):
@@ -270,6 +293,9 @@ def main(argv=None):
     except RunConfigMismatch as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except TRAINING_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if rank == 0 and last:
         print("final: " + " | ".join(f"{k} {v:.4g}" for k, v in last.items()))
     return 0

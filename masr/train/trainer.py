@@ -9,8 +9,10 @@ it. The loop below is ~200 lines a reader can follow top to bottom.
 
 One optimizer step = ``grad_accum`` micro-batches. Per step: forward under bf16 autocast on GPU
 (fp32 on CPU), backward (DDP gradient sync only on the last micro-batch), gradient clipping,
-``optimizer.step()``, ``scheduler.step()``. Nothing waits for the device between log steps:
-metrics are summed as device tensors and read (one synchronisation) only when logged. Every ``log_every`` steps a line goes to
+``optimizer.step()``, ``scheduler.step()``. A step whose loss or gradient norm is NaN or inf is
+skipped and counted (``max_nonfinite_steps``, then :class:`NonFiniteLossError`); that check is
+the one wait for the device per step (as in ESPnet and fairseq). Metrics are summed as device
+tensors and read only when logged. Every ``log_every`` steps a line goes to
 ``<exp>/train_log.txt``, scalars to TensorBoard (``<exp>/tensorboard``) and the progress bar;
 every ``checkpoint_every`` steps (and at the end) a checkpoint (see ``masr.train.checkpoint``).
 A run started again in the same ``exp_dir`` resumes from its newest checkpoint and continues
@@ -27,15 +29,35 @@ from torch.utils.data import DataLoader
 
 from masr.train import distributed
 from masr.train.checkpoint import (
-    list_checkpoints,
-    load_checkpoint,
+    CheckpointError,
+    check_exact_resume,
+    find_resumable,
     load_model_weights,
+    remove_unfinished,
     save_checkpoint,
     set_rng_state,
 )
 
 #: Seconds of audio per feature frame (10 ms hop), for the audio-seconds-per-second figure.
 FRAME_SECONDS = 0.01
+
+#: Utterance ids named in a non-finite-loss error.
+_EXAMPLES = 5
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on; the message says why (entry points print it and exit with 1)."""
+
+
+class NonFiniteLossError(TrainingError):
+    """More optimizer steps had a NaN/inf loss or gradient norm than ``max_nonfinite_steps``."""
+
+
+class EmptyEpochError(TrainingError):
+    """The sampler gave no batch for a whole epoch (no usable utterance), which would loop forever."""
+
+
+__all__ = ["Trainer", "TrainingError", "NonFiniteLossError", "EmptyEpochError", "CheckpointError"]
 
 
 class Trainer:
@@ -82,6 +104,13 @@ class Trainer:
     find_unused_parameters : bool
         Passed to DDP: True when some parameters get no gradient in a step (a frozen encoder
         during a warm-up, SSL heads a downstream task does not use).
+    max_nonfinite_steps : int
+        A step whose loss or gradient norm is NaN or inf is skipped (no update; logged with its
+        utterance ids) and counted; the count-exceeding one stops training with
+        :class:`NonFiniteLossError` (0: the first one does). The count is kept in checkpoints.
+    allow_inexact_resume : bool
+        Resume even when the checkpoint was written by another number of processes or lacks
+        an RNG file (logged); otherwise that is a :class:`CheckpointError`.
 
     A model with a ``set_step(step)`` method is told the step before each optimizer step (e.g.
     to keep its encoder frozen during a warm-up); resumed runs tell it the restored step.
@@ -90,7 +119,8 @@ class Trainer:
     def __init__(self, model, optimizer, scheduler, dataset, sampler, collate_fn, step_fn, exp_dir, max_steps,
                  grad_accum=1, clip_grad_norm=5.0, checkpoint_every=500, keep_checkpoints=3, log_every=10,
                  precision="auto", device=None, rank=0, world_size=1, num_workers=0, valid_fn=None,
-                 valid_every=0, init_from=None, progress=True, find_unused_parameters=False, keep_steps=()):
+                 valid_every=0, init_from=None, progress=True, find_unused_parameters=False, keep_steps=(),
+                 max_nonfinite_steps=0, allow_inexact_resume=False):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.dataset, self.sampler, self.collate_fn, self.step_fn = dataset, sampler, collate_fn, step_fn
         self.exp_dir, self.max_steps, self.grad_accum = exp_dir, max_steps, grad_accum
@@ -101,6 +131,8 @@ class Trainer:
         self.init_from, self.progress = init_from, progress and rank == 0
         self.find_unused_parameters = find_unused_parameters
         self.keep_steps = {int(step) for step in keep_steps or ()}
+        self.max_nonfinite_steps, self.allow_inexact_resume = max_nonfinite_steps, allow_inexact_resume
+        self.nonfinite_steps = 0
         self.autocast_dtype = self._resolve_precision(precision)
         self.step, self.epoch, self.batches_in_epoch = 0, 0, 0
         self.ckpt_dir = os.path.join(exp_dir, "checkpoints")
@@ -122,22 +154,30 @@ class Trainer:
             "model": self._unwrapped().state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "trainer": {"step": self.step, "epoch": self.epoch, "batches_in_epoch": self.batches_in_epoch},
+            "trainer": {"step": self.step, "epoch": self.epoch, "batches_in_epoch": self.batches_in_epoch,
+                        "nonfinite_steps": self.nonfinite_steps},
         }
 
     def _unwrapped(self):
         return self.model.module if hasattr(self.model, "module") else self.model
 
     def _resume_or_init(self):
-        found = list_checkpoints(self.ckpt_dir)
+        if self.rank == 0:
+            remove_unfinished(self.ckpt_dir)
+        distributed.barrier()
+        found = find_resumable(self.ckpt_dir, self.rank, map_location=self.device)
         if found:
-            step, path = found[-1]
-            state, rng = load_checkpoint(path, self.rank, map_location=self.device)
+            path, state, rng, skipped = found
+            for broken, reason in skipped:
+                self._warn(f"checkpoint {broken} is broken ({reason}); resuming from the older {path}")
+            for problem in check_exact_resume(path, self.world_size, self.allow_inexact_resume):
+                self._warn(f"--allow-inexact-resume: resuming {path} although {problem}")
             self._unwrapped().load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             pos = state["trainer"]
             self.step, self.epoch, self.batches_in_epoch = pos["step"], pos["epoch"], pos["batches_in_epoch"]
+            self.nonfinite_steps = pos.get("nonfinite_steps", 0)
             if rng is not None:
                 set_rng_state(rng)
             self._log_line(f"resumed from {path} (step {self.step}, epoch {self.epoch}, "
@@ -157,6 +197,12 @@ class Trainer:
             f.write(line + "\n")
         if not self.progress:
             print(line, flush=True)
+
+    def _warn(self, text):
+        """A warning: in the log, and on stderr even with a progress bar."""
+        self._log_line(f"WARNING: {text}")
+        if self.rank == 0 and self.progress:
+            print(f"WARNING: {text}", file=sys.stderr, flush=True)
 
     def _scalars(self, prefix, values):
         if self.rank != 0:
@@ -183,9 +229,15 @@ class Trainer:
             loader = DataLoader(self.dataset, batch_sampler=self.sampler, collate_fn=self.collate_fn,
                                 num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
                                 generator=torch.Generator().manual_seed(self.epoch))
+            got = 0
             for batch in loader:
                 self.batches_in_epoch += 1
+                got += 1
                 yield batch
+            if got == 0 and self.batches_in_epoch == 0:
+                raise EmptyEpochError(f"epoch {self.epoch} has no batch: the training set ({len(self.dataset)} "
+                                      f"utterance(s)) gives the sampler nothing to draw (max_batch_frames "
+                                      f"smaller than every utterance, or no usable utterance)")
             self.epoch += 1
             self.batches_in_epoch = 0
 
@@ -220,9 +272,11 @@ class Trainer:
             if set_step is not None:
                 set_step(self.step)
             self.optimizer.zero_grad(set_to_none=True)
+            step_sums, step_frames, step_batches = {}, 0, []
             for micro in range(self.grad_accum):
                 batch = next(batches)
                 lengths_on_host = int(batch["lengths"].sum())  # counted before the copy to the device
+                step_batches.append(batch)  # host tensors: named in an error should the step be non-finite
                 batch = self._to_device(batch)
                 last_micro = micro == self.grad_accum - 1
                 sync = contextlib.nullcontext() if last_micro or self.world_size == 1 else self.model.no_sync()
@@ -232,14 +286,22 @@ class Trainer:
                     with autocast:
                         loss, metrics = self.step_fn(self.model, batch)
                     (loss / self.grad_accum).backward()
-                # metrics stay on the device until a log step: no host synchronisation per step
+                # metrics stay on the device until a log step: no host synchronisation for them
                 for key, value in {"loss": loss, **metrics}.items():
-                    sums[key] = sums.get(key, 0.0) + (value.detach() if torch.is_tensor(value) else value)
-                count += 1
-                frames += lengths_on_host
-            grad_norm = None
+                    step_sums[key] = step_sums.get(key, 0.0) + (value.detach() if torch.is_tensor(value) else value)
+                step_frames += lengths_on_host
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
             if self.clip_grad_norm:
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
+            else:
+                grad_norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+            if not self._finite(grad_norm, step_sums["loss"]):  # one synchronisation per step
+                self._skip_nonfinite(step_sums["loss"], grad_norm, step_batches)
+                continue
+            for key, value in step_sums.items():
+                sums[key] = sums.get(key, 0.0) + value
+            count += self.grad_accum
+            frames += step_frames
             lr, *group_lrs = [group["lr"] for group in self.optimizer.param_groups]
             self.optimizer.step()
             self.scheduler.step()
@@ -267,13 +329,45 @@ class Trainer:
                 self._validate()
             if self.step % self.checkpoint_every == 0 or self.step == self.max_steps or self.step in self.keep_steps:
                 path = save_checkpoint(self.ckpt_dir, self.step, self.state_dict() if self.rank == 0 else None,
-                                       rank=self.rank, keep=self.keep, keep_steps=self.keep_steps)
+                                       rank=self.rank, keep=self.keep, keep_steps=self.keep_steps,
+                                       world_size=self.world_size)
                 self._log_line(f"saved {path}")
         if bar is not None:
             bar.close()
         if self._writer is not None:
             self._writer.close()
         return last
+
+    def _finite(self, grad_norm, loss):
+        """Whether a step may update the model. Under DDP only the gradient norm decides: it is
+        the same on every rank after the all-reduce (a local loss is not), so all ranks agree."""
+        finite = torch.isfinite(grad_norm)
+        if self.world_size == 1:
+            finite = finite & torch.isfinite(torch.as_tensor(loss))
+        return bool(finite)
+
+    def _skip_nonfinite(self, loss, grad_norm, batches):
+        """Count a step with a NaN/inf loss or gradient: skip it, or stop when too many were."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.nonfinite_steps += 1
+        utts = [u for b in batches for u in b.get("utt", [])]
+        bad = [u for b in batches for u, x in zip(b.get("utt", []), b["feats"])
+               if torch.is_tensor(x) and not bool(torch.isfinite(x).all())]
+        named = bad or utts
+        shown = ", ".join(named[:_EXAMPLES]) + (f" and {len(named) - _EXAMPLES} more" if len(named) > _EXAMPLES else "")
+        where = (f"utterance(s) with NaN/inf features: {shown}" if bad
+                 else f"a batch of utterances {shown}" if utts else "a batch")
+        what = (f"step {self.step + 1}: loss {float(loss) / self.grad_accum:.4g}, gradient norm "
+                f"{float(grad_norm):.4g} on {where}")
+        if self.nonfinite_steps > self.max_nonfinite_steps:
+            self._log_line(f"{what}: non-finite step {self.nonfinite_steps}, more than max_nonfinite_steps "
+                           f"{self.max_nonfinite_steps}; stopping")
+            raise NonFiniteLossError(
+                f"{self.exp_dir}: {what}: {self.nonfinite_steps} step(s) with a NaN/inf loss or gradient, more than "
+                f"max_nonfinite_steps {self.max_nonfinite_steps}. Check those utterances' audio and features, or "
+                f"lower the learning rate; the newest checkpoint is left as it was")
+        self._warn(f"{what}: skipped without updating the model ({self.nonfinite_steps} of at most "
+                   f"{self.max_nonfinite_steps} non-finite steps)")
 
     def _validate(self):
         if self.rank == 0:
