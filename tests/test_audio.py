@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from masr.audio import AudioError, audio_info, read_audio, resample
+from masr.audio import AudioError, audio_info, check_finite, read_audio, resample
 
 
 def _tone(sr, seconds=0.5, freq=440.0):
@@ -61,3 +61,43 @@ def test_resample_identity_and_length():
     x = np.ones(100, dtype=np.float32)
     assert resample(x, 16000, 16000) is x
     assert resample(np.ones(441), 22050, 16000).shape == (320,)
+
+
+def _with_nonfinite(n=1000):
+    """Silence with a NaN at sample 400 and 11 infs from sample 500: 12 non-finite samples."""
+    x = np.zeros(n, dtype=np.float32)
+    x[400] = np.nan
+    x[500:511] = np.inf
+    return x
+
+
+@pytest.mark.parametrize("subtype", ["FLOAT", "DOUBLE"])
+def test_read_audio_refuses_nan_and_inf_naming_the_file(tmp_path, subtype):
+    path = tmp_path / "nan.wav"
+    sf.write(path, _with_nonfinite(), 16000, subtype=subtype)
+    with pytest.raises(AudioError) as err:
+        read_audio(str(path))
+    assert str(err.value) == f"audio '{path}' has 12 NaN/inf samples (first at sample 400)"
+
+
+def test_check_finite_decodes_float_files_in_blocks(tmp_path):
+    path = tmp_path / "f.wav"
+    x = np.zeros(1000, dtype=np.float32)
+    sf.write(path, x, 16000, subtype="FLOAT")
+    assert check_finite(str(path), block_frames=256) is True  # finite float audio: read, accepted
+    x[700] = np.nan  # in the third block of 256 frames
+    sf.write(path, x, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"has 1 NaN/inf samples \(first at sample 700\)"):
+        check_finite(str(path), block_frames=256)
+
+
+def test_check_finite_does_not_decode_integer_pcm(tmp_path, monkeypatch):
+    path = tmp_path / "pcm.wav"
+    sf.write(path, _tone(16000), 16000, subtype="PCM_16")
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("integer PCM was decoded")
+
+    monkeypatch.setattr(sf.SoundFile, "blocks", no_decoding)
+    monkeypatch.setattr(sf.SoundFile, "read", no_decoding)
+    assert check_finite(str(path)) is False

@@ -1,10 +1,16 @@
 """masr.data.datadir: reading, writing and stream discovery of Kaldi-style data dirs."""
 
+import pickle
+
+import kaldiio
+import numpy as np
 import pytest
 
 from masr.data.datadir import (
     DataDir,
     DataDirError,
+    parse_ark_entry,
+    read_ark_entry,
     read_kaldi_map,
     utt2spk_to_spk2utt,
     write_data_dir,
@@ -93,3 +99,70 @@ def test_write_data_dir_requires_wav_scp_and_utt2spk(tmp_path):
 def test_missing_data_dir():
     with pytest.raises(DataDirError, match="data directory not found"):
         DataDir("/nonexistent/data/train")
+
+
+def test_utf8_bom_is_one_clear_error(tmp_path):
+    path = tmp_path / "utt2spk"
+    path.write_bytes(b"\xef\xbb\xbfa_1 a\na_2 a\n")
+    with pytest.raises(DataDirError) as err:
+        read_kaldi_map(path)
+    assert str(err.value) == (
+        f"{path}:1: the file starts with a UTF-8 byte-order mark (BOM); save it without one "
+        f"(e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' {path})"
+    )
+
+
+def test_durations_errors_name_file_line_and_utterance(tmp_path):
+    write_data_dir(tmp_path, {"wav.scp": {"a": "/a.wav", "b": "/b.wav"}, "utt2spk": {"a": "s", "b": "s"}})
+    with pytest.raises(DataDirError, match=r"utt2dur: file not found; .*get_utt2dur\.sh"):
+        DataDir(tmp_path).durations()
+    (tmp_path / "utt2dur").write_text("a 1.5\nb 1,5\n")
+    with pytest.raises(DataDirError, match=r"utt2dur:2: utterance 'b': duration '1,5' is not a positive number"):
+        DataDir(tmp_path).durations()
+
+
+def test_parse_ark_entry_accepts_only_path_and_offset():
+    assert parse_ark_entry("/d/data/feats.1.ark:17") == ("/d/data/feats.1.ark", 17)
+    assert parse_ark_entry("C:/x y/feats.ark:0") == ("C:/x y/feats.ark", 0)  # the last ':' splits
+    for entry in ["/d/feats.ark", "/d/feats.ark:12[0:3]", "/d/feats.ark:-1", "/d/feats.ark:0x10",
+                  "echo hi > /tmp/x |", "cat /d/feats.ark |:12", "| cat /d/feats.ark", "-:0", ":12"]:
+        with pytest.raises(ValueError, match="entry '"):
+            parse_ark_entry(entry)
+
+
+def test_read_ark_entry_reads_matrices_and_vectors(tmp_path):
+    mat, vec = np.arange(12, dtype=np.float32).reshape(4, 3), np.arange(5, dtype=np.float64)
+    with kaldiio.WriteHelper(f"ark,scp:{tmp_path}/a.ark,{tmp_path}/a.scp") as w:
+        w("m", mat)
+        w("v", vec)
+    kaldiio.save_ark(str(tmp_path / "c.ark"), {"c": mat}, scp=str(tmp_path / "c.scp"), compression_method=2)
+    scp = {**read_kaldi_map(tmp_path / "a.scp"), **read_kaldi_map(tmp_path / "c.scp")}
+    np.testing.assert_array_equal(read_ark_entry(scp["m"]), mat)
+    np.testing.assert_array_equal(read_ark_entry(scp["v"]), vec)
+    np.testing.assert_allclose(read_ark_entry(scp["c"]), mat, atol=0.1)
+
+
+class _Exploit:
+    """Pickled, creates a file when loaded: an ark holding it must never be unpickled."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_read_ark_entry_refuses_what_is_not_a_kaldi_binary_matrix(tmp_path):
+    flag = tmp_path / "UNPICKLED"
+    ark = tmp_path / "bad.ark"
+    ark.write_bytes(b"u1 PKL" + pickle.dumps(_Exploit(str(flag))))
+    with pytest.raises(ValueError, match=r"no Kaldi binary matrix at byte 3 of '.*bad\.ark'"):
+        read_ark_entry(f"{ark}:3")
+    assert not flag.exists()  # kaldiio.load_mat would have unpickled it
+    with kaldiio.WriteHelper(f"ark:{tmp_path}/t.ark") as w:
+        w("u1", np.ones((50, 4), dtype=np.float32))
+    (tmp_path / "t.ark").write_bytes((tmp_path / "t.ark").read_bytes()[:-8])  # truncated
+    with pytest.raises(ValueError):
+        read_ark_entry(f"{tmp_path}/t.ark:3")
+    with pytest.raises(ValueError, match="no Kaldi binary matrix at byte 9999"):
+        read_ark_entry(f"{tmp_path}/t.ark:9999")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from masr.data.datadir import DataDirError, write_kaldi_map
+from masr.data.datadir import DataDirError, read_kaldi_map, write_kaldi_map
 from masr.data.dataset import FeatsDataset, FeatsReadError, collate_feats
 from masr.data.sampler import DynamicBucketBatchSampler
 
@@ -142,3 +142,64 @@ def test_dataloader_with_dynamic_batches_sees_every_utterance_once(tmp_path):
             np.testing.assert_array_equal(batch["feats"][b, : batch["lengths"][b]].numpy(), feats[utt])
         seen += batch["utt"]
     assert sorted(seen) == sorted(LENGTHS)
+
+
+def _set_entry(root, utt, entry):
+    """Replace the feats.scp entry of ``utt``; returns its line number."""
+    scp = read_kaldi_map(root / "feats.scp")
+    scp[utt] = entry
+    write_kaldi_map(root / "feats.scp", scp)
+    return sorted(scp).index(utt) + 1
+
+
+def test_pipe_entry_in_feats_scp_is_refused_and_never_run(tmp_path):
+    make_dump(tmp_path / "dump")
+    flag = tmp_path / "PWNED_x"
+    line = _set_entry(tmp_path / "dump", "spk1_c", f"echo hi > {flag} |")
+    with pytest.raises(DataDirError) as err:
+        FeatsDataset(tmp_path / "dump")
+    assert f"feats.scp:{line}: utterance 'spk1_c': entry 'echo hi > {flag} |' is not" in str(err.value)
+    assert not flag.exists()
+    # an entry changed after construction is refused when read, and not run either
+    make_dump(tmp_path / "ok")
+    ds = FeatsDataset(tmp_path / "ok")
+    ds.entries[0] = f"echo hi > {flag} |"
+    with pytest.raises(FeatsReadError, match=f"utterance '{ds.utt_ids[0]}'"):
+        ds[0]
+    assert not flag.exists()
+
+
+@pytest.mark.parametrize("suffix", ["", "[0:2]", ":x"])
+def test_feats_scp_entry_that_is_not_path_and_offset_is_refused_at_construction(tmp_path, suffix):
+    make_dump(tmp_path)
+    entry = read_kaldi_map(tmp_path / "feats.scp")["spk2_e"] + suffix
+    if not suffix:
+        entry = entry.rsplit(":", 1)[0]  # no offset: kaldiio would read the ark's first matrix
+    line = _set_entry(tmp_path, "spk2_e", entry)
+    with pytest.raises(DataDirError, match=rf"feats\.scp:{line}: utterance 'spk2_e': entry '.*' is not"):
+        FeatsDataset(tmp_path)
+
+
+def test_empty_dump_dir_is_an_error_not_an_empty_dataset(tmp_path):
+    make_dump(tmp_path)
+    (tmp_path / "feats.scp").write_text("")
+    with pytest.raises(DataDirError, match=rf"{tmp_path}: dump dir holds no utterances \(.*feats\.scp is empty"):
+        FeatsDataset(tmp_path)
+
+
+@pytest.mark.parametrize("limits, message", [
+    ({"max_frames": 0}, "all 5 utterances are longer than max_frames 0; raise max_frames"),
+    ({"min_frames": 13}, "all 5 utterances are shorter than min_frames 13; lower min_frames"),
+    ({"min_frames": 4, "max_frames": 4},
+     r"all 5 utterances are outside \[min_frames 4, max_frames 4\] \(2 shorter, 3 longer\); widen the range"),
+])
+def test_frame_limits_dropping_every_utterance_are_an_error(tmp_path, limits, message):
+    make_dump(tmp_path)
+    with pytest.raises(DataDirError, match=rf"^{tmp_path}: {message}$"):
+        FeatsDataset(tmp_path, **limits)
+
+
+def test_frame_limits_error_counts_the_selected_utterances(tmp_path):
+    make_dump(tmp_path)
+    with pytest.raises(DataDirError, match="all 2 utterances are longer than max_frames 2"):
+        FeatsDataset(tmp_path, max_frames=2, utts={"spk1_c", "spk2_e"})

@@ -268,3 +268,56 @@ def test_require_manual(tmp_path):
         dl.require_manual(str(tmp_path / "iemocap"), "IEMOCAP", "https://sail.usc.edu/iemocap/")
     assert "IEMOCAP needs a manual download" in str(e.value)
     assert "https://sail.usc.edu/iemocap/" in str(e.value) and "--data-root" in str(e.value)
+
+
+LINK_CHAINS = {
+    # id: (members, the member refused, words of the reason)
+    # p/q/r/b2 -> c -> ../../.. (the target); a -> b2/../.. is two levels above it, and the file
+    # written through a lands outside the target folder
+    "chain_of_two_links": (
+        [link("p/q/r/c", "../../.."), link("p/q/r/b2", "c"), link("p/q/r/a", "b2/../.."), ("p/q/r/a/evil.txt", b"x")],
+        "p/q/r/a", "symbolic link to 'b2/../..' leads outside the target folder through the archive's symbolic link"),
+    # x/y/z/dl -> ../../.. (the target); a -> dl/../../.. goes three levels above it
+    "link_to_dir_link_then_dotdot": (
+        [link("x/y/z/dl", "../../.."), link("x/y/z/a", "dl/../../.."), ("x/y/z/a/evil.txt", b"x")],
+        "x/y/z/a", "leads outside the target folder through the archive's symbolic link 'x/y/z/dl'"),
+    "loop": ([link("a", "b"), link("b", "a")], "b", "symbolic link loop or chain of more than 40 links"),
+    # a hard link's target is followed through links too: dl/../../.. is three levels above the target
+    "hard_link_through_dir_link": (
+        [link("x/y/z/dl", "../../.."), link("h", "x/y/z/dl/../../../secret", tarfile.LNKTYPE)],
+        "h", "hard link to 'x/y/z/dl/../../../secret' leads outside the target folder"),
+    # a -> b/../.. is harmless while b does not exist; the later b -> ../.. sends it outside
+    "later_link_redirects_an_earlier_one": (
+        [link("x/y/a", "b/../.."), link("x/y/b", "../..")],
+        "x/y/a", "symbolic link to 'b/../..' leads outside the target folder"),
+}
+
+
+@pytest.mark.parametrize("data_filter", [True, False], ids=["data_filter", "no_data_filter"])
+@pytest.mark.parametrize("kind", sorted(LINK_CHAINS))
+def test_symlink_chain_leaving_the_target_is_refused(tmp_path, monkeypatch, kind, data_filter):
+    members, refused, reason = LINK_CHAINS[kind]
+    if not data_filter:  # as on Python 3.10.0-3.10.11: the pre-check alone must be safe
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    archive = make_tar(tmp_path / "bad.tar", [("good.txt", b"g")] + members)
+    (tmp_path / "box").mkdir()
+    target = tmp_path / "box" / "out"
+    with pytest.raises(dl.UnsafeArchiveError) as e:
+        dl.safe_extract(archive, target)
+    message = str(e.value)
+    assert message.startswith(f"{archive}: refusing to extract member '{refused}': "), message
+    assert reason in message and message.endswith("; nothing was extracted")
+    assert not target.exists()  # nothing written, not even the good member
+    assert sorted(os.listdir(tmp_path)) == ["bad.tar", "box"] and os.listdir(tmp_path / "box") == []
+
+
+def test_benign_link_chains_inside_the_archive_extract(tmp_path):
+    members = [("c/real.txt", b"r"), link("c/b", "real.txt"), link("c/a", "b"), ("c/sub/f.txt", b"f"),
+               link("c/d", "sub"), link("c/e", "d/../d/f.txt"), link("c/top", "d/.."), ("c/top/g.txt", b"g")]
+    archive = make_tar(tmp_path / "c.tar", members)
+    target = tmp_path / "out"
+    dl.safe_extract(archive, target)
+    assert (target / "c" / "a").read_bytes() == b"r"  # a -> b -> real.txt
+    assert (target / "c" / "e").read_bytes() == b"f"  # through the folder link d -> sub
+    assert (target / "c" / "g.txt").read_bytes() == b"g"  # written through top -> d/.. = c
+    assert os.readlink(target / "c" / "a") == "b"

@@ -256,6 +256,28 @@ def test_cached_embeddings_are_computed_once_and_recomputed_for_another_layer(da
     assert not os.path.exists(cache + ".tmp")
 
 
+def test_embedding_cache_is_read_without_running_commands(tmp_path):
+    import kaldiio
+
+    from masr.data.datadir import DataDirError
+
+    cache, dump = tmp_path / "embeddings" / "test", tmp_path / "dump"
+    cache.mkdir(parents=True)
+    vectors = {"u1": np.arange(4, dtype=np.float32), "u2": np.ones(4, dtype=np.float32)}
+    with kaldiio.WriteHelper(f"ark,scp:{cache}/embeddings.ark,{cache}/embeddings.scp") as writer:
+        for utt, vec in vectors.items():
+            writer(utt, vec)
+    meta = {"source": "ckpt-A", "layer": None, "dump_dir": os.path.abspath(dump)}
+    (cache / "meta.json").write_text(json.dumps(meta))
+    got = probe.cached_embeddings(None, "ckpt-A", str(dump), str(cache))  # a cache hit: no encoder needed
+    assert sorted(got) == ["u1", "u2"] and all(np.array_equal(got[u], vectors[u]) for u in vectors)
+    flag = tmp_path / "PWNED_x"
+    (cache / "embeddings.scp").write_text(f"u1 echo hi > {flag} |\n")
+    with pytest.raises(DataDirError, match=r"embeddings\.scp:1: utterance 'u1': entry 'echo hi > .*' is not"):
+        probe.cached_embeddings(None, "ckpt-A", str(dump), str(cache))
+    assert not flag.exists()
+
+
 # ---- whole runs -------------------------------------------------------------------------------
 def write_config(data, name, tasks):
     path = data["root"] / f"{name}.yaml"

@@ -1,7 +1,11 @@
 """masr.data.stats: counts per split and language, and per corpus of a mix."""
 
+import os
+
+import pytest
+
 from masr.data import stats
-from masr.data.datadir import write_data_dir
+from masr.data.datadir import DataDirError, write_data_dir
 
 
 def make(path, corpus=True):
@@ -35,3 +39,27 @@ def test_cli_writes_the_corpus_table_only_for_mixes(tmp_path, capsys):
     # the same recipe later run on corpora without utt2corpus: the stale table goes
     assert stats.main([plain, "--out", str(out), "--corpus-out", str(corpus_out)]) == 0
     assert not corpus_out.exists() and out.read_text().startswith("split\tlang\t")
+
+
+def test_missing_utt2dur_is_a_clear_error_without_traceback(tmp_path, capsys):
+    d = make(tmp_path / "train", corpus=False)
+    os.remove(os.path.join(d, "utt2dur"))
+    with pytest.raises(DataDirError, match=r"train/utt2dur: file not found; .*get_utt2dur\.sh"):
+        stats.data_stats([d])
+    assert stats.main([d, "--out", str(tmp_path / "stats.tsv")]) == 1
+    out, err = capsys.readouterr()
+    assert err.startswith(f"error: {d}/utt2dur: file not found;") and "Traceback" not in err
+    assert not (tmp_path / "stats.tsv").exists()
+
+
+@pytest.mark.parametrize("utt2dur, message", [
+    ("a 360\nb six\nc 720\nd 1800\n", "utt2dur:2: utterance 'b': duration 'six' is not a positive number"),
+    ("a 360\nb 360\nc 720\n", "utt2dur: utterance 'd' of utt2spk is missing"),
+])
+def test_bad_utt2dur_is_reported_by_main(tmp_path, capsys, utt2dur, message):
+    d = make(tmp_path / "train")
+    with open(os.path.join(d, "utt2dur"), "w") as f:
+        f.write(utt2dur)
+    assert stats.main([d, "--corpus-out", str(tmp_path / "corpus.tsv")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err

@@ -5,11 +5,12 @@ import re
 import subprocess
 import sys
 
+import kaldiio
 import numpy as np
 import pytest
 import soundfile as sf
 
-from masr.data.datadir import DataDirError, utt2spk_to_spk2utt, write_data_dir, write_kaldi_map
+from masr.data.datadir import DataDirError, read_kaldi_map, utt2spk_to_spk2utt, write_data_dir, write_kaldi_map
 from masr.data.validate import main, validate_data_dir
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -79,6 +80,33 @@ def _wav(d, utt):
     return os.path.join(os.path.dirname(os.path.dirname(d)), "audio", f"{utt}.wav")
 
 
+def _nonfinite_wav(d, utt, subtype):
+    """Rewrite the audio of ``utt`` as float WAV (same length) with a NaN at sample 400 and 11 infs."""
+    x = np.zeros(int(round(SPEC[utt][1] * SR)), dtype=np.float64)
+    x[400] = np.nan
+    x[500:511] = -np.inf
+    sf.write(_wav(d, utt), x, SR, subtype=subtype)
+
+
+def _empty_all(d):
+    for name in os.listdir(d):
+        _write(d, name, b"")
+
+
+def _feature_only_dir(path, utts):
+    """A feature-only data dir (feats.scp, no wav.scp) whose arks are real; returns feats.scp entries."""
+    ark, scp = os.path.join(path, "feats.ark"), os.path.join(path, "feats.scp.tmp")
+    os.makedirs(path)
+    with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as writer:
+        for utt in utts:
+            writer(utt, np.zeros((98, 4), dtype=np.float32))
+    write_data_dir(path, {"wav.scp": {u: "x" for u in utts}, "utt2spk": {u: u.split("-")[0] for u in utts},
+                          "utt2num_frames": dict.fromkeys(utts, "98")})
+    os.rename(scp, os.path.join(path, "feats.scp"))
+    os.remove(os.path.join(path, "wav.scp"))
+    return read_kaldi_map(os.path.join(path, "feats.scp"))
+
+
 def _problems(d, **kwargs):
     with pytest.raises(DataDirError) as info:
         validate_data_dir(d, **kwargs)
@@ -104,8 +132,7 @@ def test_valid_pipe_and_feature_only(data_dir, tmp_path):
     _set(data_dir, "wav.scp", "spkA-001", f"cat {_wav(data_dir, 'spkA-001')} |")
     assert validate_data_dir(data_dir).num_utterances == 6
     feats = str(tmp_path / "feats_only")
-    write_data_dir(feats, {"wav.scp": {"s-1": "x"}, "utt2spk": {"s-1": "s"}, "utt2num_frames": {"s-1": "98"}})
-    os.rename(os.path.join(feats, "wav.scp"), os.path.join(feats, "feats.scp"))
+    _feature_only_dir(feats, ["s-1"])
     report = validate_data_dir(feats, check_lang=False)
     assert (report.num_utterances, report.num_speakers, report.total_duration) == (1, 1, None)
 
@@ -195,6 +222,23 @@ BROKEN = {
     "empty_audio": (
         lambda d: sf.write(_wav(d, "spkC-001"), np.zeros(0, dtype=np.float32), SR),
         ["wav.scp:5: utterance 'spkC-001'", "holds no samples"],
+    ),
+    "nan_in_float_audio": (
+        lambda d: _nonfinite_wav(d, "spkB-001", "FLOAT"),
+        ["wav.scp:3: utterance 'spkB-001': audio '", "spkB-001.wav' has 12 NaN/inf samples (first at sample 400)"],
+    ),
+    "inf_in_double_audio": (
+        lambda d: _nonfinite_wav(d, "spkC-002", "DOUBLE"),
+        ["wav.scp:6: utterance 'spkC-002'", "has 12 NaN/inf samples (first at sample 400)"],
+    ),
+    "no_utterances": (_empty_all, ["wav.scp: no utterances (the file is empty)"]),
+    "bom_in_utt2spk": (
+        lambda d: _write(d, "utt2spk", b"\xef\xbb\xbf" + _read(d, "utt2spk")),
+        ["utt2spk:1: the file starts with a UTF-8 byte-order mark (BOM); save it without one (e.g. sed -i"],
+    ),
+    "bom_in_wav_scp": (
+        lambda d: _write(d, "wav.scp", b"\xef\xbb\xbf" + _read(d, "wav.scp")),
+        ["wav.scp:1: the file starts with a UTF-8 byte-order mark (BOM)", "(further checks of this file skipped)"],
     ),
     "pipe_not_on_path": (
         lambda d: _set(d, "wav.scp", "spkA-002", "no-such-tool-xq7 -t wav in.mp3 - |"),
@@ -294,6 +338,54 @@ def test_max_errors_truncates(data_dir):
         f"  {data_dir}{os.sep}utt2gender:2: utterance 'spkA-002': gender 'x' is not 'm' or 'f'",
         "  ... and 4 more problem(s) not shown",
     ]
+
+
+def test_float_audio_without_nan_passes_and_integer_pcm_is_not_decoded(data_dir, monkeypatch):
+    sf.write(_wav(data_dir, "spkA-001"), np.full(int(0.5 * SR), 0.25), SR, subtype="FLOAT")
+    read = []
+    real_blocks = sf.SoundFile.blocks
+
+    def blocks(self, *args, **kwargs):
+        read.append((os.path.basename(self.name), self.subtype))
+        return real_blocks(self, *args, **kwargs)
+
+    monkeypatch.setattr(sf.SoundFile, "blocks", blocks)
+    assert validate_data_dir(data_dir, check_lang=False).num_utterances == 6
+    assert read == [("spkA-001.wav", "FLOAT")]  # the five PCM_16 files were only opened for their header
+
+
+def test_feats_scp_entries_must_be_path_and_offset_in_an_existing_ark(tmp_path):
+    d = str(tmp_path / "feats_only")
+    utts = ["s-1", "s-2", "s-3", "s-4", "s-5"]
+    entries = _feature_only_dir(d, utts)
+    ark = entries["s-1"].rsplit(":", 1)[0]
+    flag = tmp_path / "PWNED_x"
+    broken = {
+        "s-1": entries["s-1"],
+        "s-2": f"echo hi > {flag} |",
+        "s-3": f"{tmp_path}/gone.ark:3",
+        "s-4": f"{ark}:{os.path.getsize(ark)}",
+        "s-5": entries["s-5"] + "[0:9]",
+    }
+    write_kaldi_map(os.path.join(d, "feats.scp"), broken)
+    message = _problems(d, check_lang=False)
+    assert message.splitlines()[0] == f"{d}: 4 problem(s):"
+    scp = os.path.join(d, "feats.scp")
+    assert f"{scp}:2: utterance 's-2': entry 'echo hi > {flag} |' is not '<ark path>:<byte offset>'" in message
+    assert f"{scp}:3: utterance 's-3': ark file '{tmp_path}/gone.ark' not found" in message
+    assert f"{scp}:4: utterance 's-4': offset {os.path.getsize(ark)} is past the end of ark '{ark}'" in message
+    assert f"{scp}:5: utterance 's-5': entry '{broken['s-5']}' is not" in message
+    assert not flag.exists()
+
+
+def test_feature_only_dir_without_utterances(tmp_path):
+    d = str(tmp_path / "feats_only")
+    _feature_only_dir(d, ["s-1"])
+    for name in ("feats.scp", "utt2spk", "spk2utt", "utt2num_frames"):
+        _write(d, name, b"")
+    message = _problems(d, check_lang=False)
+    assert message == f"{d}: 1 problem(s):\n  {d}{os.sep}feats.scp: no utterances (the file is empty); " \
+                      f"a data directory needs at least one"
 
 
 def test_check_flags_skip_audio_and_lang(data_dir):

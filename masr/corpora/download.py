@@ -4,8 +4,9 @@
   (``<dest>.part`` plus an HTTP ``Range`` request), checked against a SHA-256 or MD5 sum, and
   renamed into place only when complete; a file already there and verified is not fetched again.
 - :func:`safe_extract` unpacks a tar (any compression) or zip archive, refusing members that
-  would land outside the target folder, and marks a finished extraction so that it is done once
-  and an interrupted one is redone.
+  would land outside the target folder (through ``..``, absolute paths, or chains of the
+  archive's own symbolic links), and marks a finished extraction so that it is done once and an
+  interrupted one is redone.
 - :func:`require_manual` stops with instructions for corpora behind a licence page.
 """
 
@@ -31,6 +32,10 @@ logger = logging.getLogger(__name__)
 
 #: Bytes read from the network at a time.
 CHUNK_SIZE = 1 << 20
+
+#: Symbolic links followed at most while resolving one path of an archive (Linux's MAXSYMLINKS);
+#: more is refused as a loop.
+MAX_LINK_DEPTH = 40
 
 
 class DownloadError(RuntimeError):
@@ -258,6 +263,137 @@ def _check_member(archive, target, name, link=None, hardlink=False):
             refuse(f"{'hard' if hardlink else 'symbolic'} link to '{link}' outside the target folder")
 
 
+class _Escape(Exception):
+    """A path of the simulated extraction that leaves the target folder, or a link loop."""
+
+    def __init__(self, loop, via):
+        super().__init__(via)
+        self.loop = loop  # True: too many links followed; False: the path leaves the target
+        self.via = via  # the archive member (a symbolic link) whose target was being followed
+
+
+def _components(path):
+    return [c for c in path.split("/") if c not in ("", ".")]
+
+
+def _resolve(links, start, path, follow_last=True):
+    """Resolve ``path`` from the folder ``start`` as the OS would after extraction, following
+    the archive's symbolic links, component by component.
+
+    Arguments
+    ---------
+    links : dict
+        Components (tuple, below the target) -> (link target, member name), of the symbolic links
+        extracted so far.
+    start : tuple of str
+        The folder ``path`` is relative to, as components below the target (``()``: the target).
+    path : str
+        A relative ``/``-separated path (a member name or a link target).
+    follow_last : bool
+        Follow a symbolic link in the last component too.
+
+    Returns
+    -------
+    tuple of str
+        The components of the resolved path below the target. Components that are not (yet)
+        links are taken as folders.
+
+    Raises
+    ------
+    _Escape
+        When the path leaves the target (a ``..`` above it, or an absolute link target), or when
+        more than ``MAX_LINK_DEPTH`` links are followed (a loop).
+
+    Example
+    -------
+    >>> links = {("d", "up"): ("..", "d/up")}
+    >>> _resolve(links, (), "d/up/x")
+    ('x',)
+    >>> _resolve(links, ("d",), "up/..")
+    Traceback (most recent call last):
+    ...
+    masr.corpora.download._Escape: d/up
+    """
+    pending = _components(path)[::-1]
+    here, hops, via = list(start), 0, None
+    while pending:
+        part = pending.pop()
+        if part == "..":
+            if not here:
+                raise _Escape(False, via)
+            here.pop()
+            continue
+        link = links.get(tuple(here) + (part,))
+        if link is None or not (pending or follow_last):
+            here.append(part)
+            continue
+        hops += 1
+        via = link[1]
+        if hops > MAX_LINK_DEPTH:
+            raise _Escape(True, via)
+        if link[0].startswith("/"):
+            raise _Escape(False, via)
+        pending.extend(_components(link[0])[::-1])
+    return tuple(here)
+
+
+def _check_links(archive, members):
+    """Simulate the extraction of tar ``members`` in order and refuse any member whose path, or
+    symbolic link, leads outside the target once the archive's own links are followed.
+
+    Each member's path is resolved through the links extracted before it (tarfile creates the
+    folders above a member, and writes a file, through existing links); each link's target is
+    resolved when it is extracted and again once all members are (a later link can redirect an
+    earlier one); a hard link's target is resolved from the archive root; folders are resolved
+    again at the end (their permissions and times are set last). Chains deeper than
+    ``MAX_LINK_DEPTH`` links are refused as loops.
+    """
+
+    def refuse(name, err, link=None, hard=False):
+        if err.loop:
+            reason = f"symbolic link loop or chain of more than {MAX_LINK_DEPTH} links (through '{err.via}')"
+        elif link is not None:
+            reason = (f"{'hard' if hard else 'symbolic'} link to '{link}' leads outside the target folder "
+                      f"through the archive's symbolic link '{err.via}'")
+        else:
+            reason = f"its path leads outside the target folder through the archive's symbolic link '{err.via}'"
+        raise UnsafeArchiveError(f"{archive}: refusing to extract member '{name}': {reason}; nothing was extracted")
+
+    links, folders = {}, []
+    for m in members:
+        parts = _components(m.name)
+        try:
+            if m.issym():
+                if not parts:
+                    raise UnsafeArchiveError(f"{archive}: refusing to extract member '{m.name}': symbolic link "
+                                             f"in place of the target folder; nothing was extracted")
+                where = _resolve(links, (), "/".join(parts[:-1])) + (parts[-1],)
+                links[where] = (m.linkname, m.name)
+            else:
+                _resolve(links, (), m.name)
+                if m.isdir():
+                    folders.append(m.name)
+        except _Escape as err:
+            refuse(m.name, err)
+        try:
+            if m.issym():
+                _resolve(links, where[:-1], m.linkname)
+            elif m.islnk():
+                _resolve(links, (), m.linkname)
+        except _Escape as err:
+            refuse(m.name, err, m.linkname, m.islnk())
+    for where, (link, name) in links.items():
+        try:
+            _resolve(links, where[:-1], link)
+        except _Escape as err:
+            refuse(name, err, link)
+    for name in folders:
+        try:
+            _resolve(links, (), name)
+        except _Escape as err:
+            refuse(name, err)
+
+
 def _check_archive(archive, target):
     """Open ``archive`` and check every member; returns ``(kind, members)``."""
     if zipfile.is_zipfile(archive):
@@ -276,6 +412,7 @@ def _check_archive(archive, target):
             raise UnsafeArchiveError(f"{archive}: refusing to extract member '{m.name}': device file or FIFO; "
                                      f"nothing was extracted")
         _check_member(archive, target, m.name, m.linkname if (m.issym() or m.islnk()) else None, m.islnk())
+    _check_links(archive, members)
     return "tar", members
 
 
@@ -290,8 +427,12 @@ def safe_extract(archive, target):
     """Unpack a tar (any compression) or zip archive into ``target``, safely and once.
 
     Every member is checked before anything is written: absolute paths, ``..`` components,
-    symbolic or hard links leading outside ``target`` (absolute link targets included) and device
-    files or FIFOs are refused. The archive is unpacked into a staging folder inside ``target``,
+    symbolic or hard links leading outside ``target`` (absolute link targets included), paths
+    or links that leave ``target`` once the archive's own symbolic links are followed (chains such
+    as ``a -> b``, ``b -> c/..`` are resolved through a simulation of the extracted tree, and
+    loops or chains of more than ``MAX_LINK_DEPTH`` links are refused) and device files or FIFOs
+    are refused. This check alone keeps the extraction inside ``target``; where Python has it,
+    tarfile's ``filter="data"`` is applied as well. The archive is unpacked into a staging folder inside ``target``,
     its top-level entries are then moved into place (replacing leftovers of an interrupted run),
     and the marker ``target/.extracted-<archive name>`` (the archive's size and mtime) is written
     last. A call that finds a matching marker does nothing; without one it starts from scratch.
@@ -311,8 +452,8 @@ def safe_extract(archive, target):
     Raises
     ------
     UnsafeArchiveError
-        A member that is unsafe (the message names the archive and the member), or an archive
-        that is neither tar nor zip.
+        A member that is unsafe (the message names the archive and the member; nothing is
+        extracted), or an archive that is neither tar nor zip.
 
     Example
     -------

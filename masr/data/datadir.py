@@ -20,12 +20,21 @@ bookkeeping ones (``utt2dur``, ``utt2num_frames``) is a stream named ``<key>``, 
 the transcript stream. A corpus adds a stream by writing a file, not code.
 """
 
+import math
 import os
+import re
+import struct
 
 from masr.utils.fileio import atomic_open
 
 #: ``utt2<key>`` files that describe the recording, not a label of it.
 BOOKKEEPING_KEYS = ("dur", "num_frames")
+
+#: The UTF-8 byte-order mark, refused at the start of a ``<key> <value>`` file.
+UTF8_BOM = b"\xef\xbb\xbf"
+
+#: A ``feats.scp`` entry as the features stage writes it: ``<ark path>:<byte offset>``.
+_ARK_ENTRY = re.compile(r"(?P<path>.+):(?P<offset>[0-9]+)")
 
 
 class DataDirError(ValueError):
@@ -53,8 +62,9 @@ def read_kaldi_map(path, allow_empty_value=False):
     Raises
     ------
     DataDirError
-        On a missing file, undecodable bytes, a carriage return, an empty line, an empty
-        value or a repeated key; the message names the file and line.
+        On a missing file, a UTF-8 byte-order mark at its start, undecodable bytes, a carriage
+        return, an empty line, an empty value or a repeated key; the message names the file and
+        line (and the utterance where there is one).
 
     Example
     -------
@@ -70,6 +80,11 @@ def read_kaldi_map(path, allow_empty_value=False):
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
             where = f"{path}:{lineno}"
+            if lineno == 1 and raw.startswith(UTF8_BOM):
+                raise DataDirError(
+                    f"{where}: the file starts with a UTF-8 byte-order mark (BOM); save it without one "
+                    f"(e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' {path})"
+                )
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
@@ -229,5 +244,129 @@ class DataDir:
         return self.read("text" if name == "text" else f"utt2{name}")
 
     def durations(self):
-        """utt -> duration in seconds, from ``utt2dur``."""
-        return {utt: float(v) for utt, v in self.read("utt2dur").items()}
+        """utt -> duration in seconds, from ``utt2dur``.
+
+        Raises
+        ------
+        DataDirError
+            A missing ``utt2dur`` (the message says how to make one), or a value that is not a
+            positive number of seconds (the message names the line and utterance).
+        """
+        if not self.has("utt2dur"):
+            raise DataDirError(
+                f"{self.file('utt2dur')}: file not found; utterance durations are needed here: write one "
+                f"'<utt> <seconds>' line per utterance (the corpus preparation of masr.corpora writes it; "
+                f"in Kaldi: utils/data/get_utt2dur.sh {self.path})"
+            )
+        out = {}
+        for lineno, (utt, text) in enumerate(self.read("utt2dur").items(), start=1):
+            try:
+                value = float(text)
+            except ValueError:
+                value = math.nan
+            if not (math.isfinite(value) and value > 0):
+                raise DataDirError(f"{self.file('utt2dur')}:{lineno}: utterance '{utt}': duration '{text}' "
+                                   f"is not a positive number of seconds")
+            out[utt] = value
+        return out
+
+
+def parse_ark_entry(entry):
+    """Split a ``feats.scp`` entry ``<ark path>:<byte offset>`` into its path and offset.
+
+    Only this form, which :mod:`masr.features.extract` writes, is accepted: the offset is the
+    decimal digits after the last ``:``, and the path holds no ``|``. Kaldi's other forms (a
+    command ending or starting in ``|``, a whole-file ``-``, a ``[rows,cols]`` slice) are refused,
+    so that no entry can make a reader run a command.
+
+    Arguments
+    ---------
+    entry : str
+        The value of a ``feats.scp`` line.
+
+    Returns
+    -------
+    path : str
+    offset : int
+        Byte offset of the matrix in the ark (just after the ``<utt> `` key).
+
+    Raises
+    ------
+    ValueError
+        Any other form; the message says what is wrong (the caller adds file, line, utterance).
+
+    Example
+    -------
+    >>> parse_ark_entry("/dump/train/data/feats.1.ark:1234")
+    ('/dump/train/data/feats.1.ark', 1234)
+    >>> parse_ark_entry("gunzip -c feats.ark.gz |")
+    Traceback (most recent call last):
+    ...
+    ValueError: entry 'gunzip -c feats.ark.gz |' is not '<ark path>:<byte offset>'
+    """
+    match = _ARK_ENTRY.fullmatch(entry)
+    if match is None:
+        raise ValueError(f"entry '{entry}' is not '<ark path>:<byte offset>'")
+    path = match.group("path")
+    if "|" in path:
+        raise ValueError(f"entry '{entry}': the ark path contains '|' (commands are not run)")
+    if path.strip() != path or path == "-":
+        raise ValueError(f"entry '{entry}': '{path}' is not a file path")
+    return path, int(match.group("offset"))
+
+
+def read_ark_entry(entry):
+    """Read the Kaldi binary matrix or vector that a ``feats.scp`` entry points at.
+
+    The entry is checked by :func:`parse_ark_entry`; the ark is opened as a plain file, and the
+    object at the offset must be a Kaldi binary matrix or vector (``FM``, ``DM``, ``FV``, ``DV``
+    or compressed ``CM``/``CM2``/``CM3``), parsed by ``kaldiio.matio.read_matrix_or_vector``.
+    No command is ever run and no pickled or text object is loaded.
+
+    Arguments
+    ---------
+    entry : str
+        ``<ark path>:<byte offset>``.
+
+    Returns
+    -------
+    numpy.ndarray
+        (rows, cols) for a matrix, (dim,) for a vector.
+
+    Raises
+    ------
+    ValueError
+        A malformed entry, or no complete Kaldi binary matrix or vector at the offset.
+    OSError
+        An ark that cannot be opened.
+
+    Example
+    -------
+    >>> import tempfile, kaldiio, numpy as np
+    >>> d = tempfile.mkdtemp()
+    >>> with kaldiio.WriteHelper(f"ark,scp:{d}/a.ark,{d}/a.scp") as w:
+    ...     w("u1", np.arange(6, dtype=np.float32).reshape(3, 2))
+    >>> entry = read_kaldi_map(f"{d}/a.scp")["u1"]
+    >>> read_ark_entry(entry).tolist()
+    [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]
+    """
+    from kaldiio.matio import read_matrix_or_vector
+
+    path, offset = parse_ark_entry(entry)
+    with open(path, "rb") as f:
+        f.seek(offset)
+        head = f.read(5)
+        if head[:2] != b"\0B":
+            raise ValueError(f"no Kaldi binary matrix at byte {offset} of '{path}' (found {head[:2]!r})")
+        f.seek(offset)
+        try:
+            array, size = read_matrix_or_vector(f, return_size=True)
+        except (AssertionError, ValueError, TypeError, struct.error, UnicodeDecodeError) as e:
+            raise ValueError(f"malformed Kaldi matrix at byte {offset} of '{path}': "
+                             f"{type(e).__name__}: {e}") from None
+        # kaldiio counts the size exactly for the uncompressed types only; a truncated compressed
+        # matrix fails to reshape above
+        if head[2:5] in (b"FM ", b"DM ", b"FV ", b"DV ") and f.tell() - offset < size:
+            raise ValueError(f"truncated Kaldi matrix at byte {offset} of '{path}' "
+                             f"({f.tell() - offset} of {size} bytes)")
+    return array

@@ -1,20 +1,23 @@
 """Utterances of a dump dir as a ``torch.utils.data.Dataset``, and their collation into batches.
 
-A dump dir (written by :mod:`masr.features.extract`) holds ``feats.scp`` (utt -> ark offset),
+A dump dir (written by :mod:`masr.features.extract`) holds ``feats.scp`` (utt -> ``<ark>:<offset>``),
 ``utt2num_frames``, ``cmvn.ark`` and the metadata files copied from the data dir (``utt2lang``,
 ``utt2spk``, ``text``, ...). Features are read lazily, one utterance at a time, by random access
 into the arks; lengths come from ``utt2num_frames`` so that batching needs no feature reads.
 CMVN is not applied here: it is part of the model (:class:`masr.features.cmvn.GlobalCMVN`).
+
+Only ``<ark path>:<byte offset>`` entries are accepted in ``feats.scp``, and the arks are read as
+plain files (:func:`masr.data.datadir.read_ark_entry`): an entry can never make the reader run a
+command, as Kaldi's ``cmd |`` form would with ``kaldiio.load_mat``.
 """
 
 import logging
 import os
 
-import kaldiio
 import numpy as np
 import torch
 
-from masr.data.datadir import DataDir, DataDirError
+from masr.data.datadir import DataDir, DataDirError, parse_ark_entry, read_ark_entry
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ class FeatsDataset(torch.utils.data.Dataset):
     num_frames : list of int
         Frames of each kept utterance, aligned with ``utt_ids`` (from ``utt2num_frames``).
     entries : list of str
-        The ``feats.scp`` entry (``ark:offset``) of each kept utterance.
+        The ``feats.scp`` entry (``<ark path>:<byte offset>``) of each kept utterance.
     num_dropped : int
         Utterances removed by ``max_frames`` / ``min_frames``.
 
@@ -59,7 +62,10 @@ class FeatsDataset(torch.utils.data.Dataset):
     ------
     DataDirError
         A missing dump dir, ``feats.scp``, ``utt2num_frames`` or stream file (the message names
-        the dump dir and the file), or an utterance missing from one of them.
+        the dump dir and the file), an utterance missing from one of them, a ``feats.scp`` entry
+        that is not ``<ark path>:<byte offset>`` (file, line and utterance named), an empty
+        ``feats.scp``, or ``max_frames`` / ``min_frames`` dropping every utterance (an empty
+        dataset would leave a training loop without batches).
 
     Example
     -------
@@ -82,6 +88,10 @@ class FeatsDataset(torch.utils.data.Dataset):
     ['u1']
     >>> FeatsDataset(d, utts={"u2"}).utt_ids
     ['u2']
+    >>> FeatsDataset(d, max_frames=2)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    masr.data.datadir.DataDirError: ...: all 2 utterances are longer than max_frames 2; raise max_frames
     """
 
     def __init__(self, dump_dir, streams=(), max_frames=None, min_frames=1, utts=None):
@@ -92,9 +102,18 @@ class FeatsDataset(torch.utils.data.Dataset):
                 raise ValueError(f"stream name '{name}' clashes with an item key {RESERVED_KEYS}")
         data = DataDir(self.dump_dir)
         scp = self._read(data, "feats.scp", "written by the features stage")
+        if not scp:
+            raise DataDirError(f"{self.dump_dir}: dump dir holds no utterances ({data.file('feats.scp')} is empty; "
+                               f"rerun the features stage on a data dir with utterances)")
         frames_map = self._read(data, "utt2num_frames", "written by the features stage")
+        for lineno, (utt, entry) in enumerate(scp.items(), start=1):
+            try:
+                parse_ark_entry(entry)
+            except ValueError as e:
+                raise DataDirError(f"{data.file('feats.scp')}:{lineno}: utterance '{utt}': {e}") from None
 
         utt_ids, num_frames, self.num_dropped = [], [], 0
+        short = long = 0
         keep = None if utts is None else set(utts)
         for utt in sorted(scp):
             if keep is not None and utt not in keep:
@@ -107,10 +126,14 @@ class FeatsDataset(torch.utils.data.Dataset):
                 raise DataDirError(f"{data.file('utt2num_frames')}: utterance '{utt}': "
                                    f"not an integer: '{frames_map[utt]}'") from None
             if n < min_frames or (max_frames is not None and n > max_frames):
+                short += n < min_frames
+                long += n >= min_frames
                 self.num_dropped += 1
                 continue
             utt_ids.append(utt)
             num_frames.append(n)
+        if self.num_dropped and not utt_ids:
+            raise DataDirError(f"{self.dump_dir}: {_all_dropped(short, long, min_frames, max_frames)}")
         if self.num_dropped:
             logger.info("%s: dropped %d of %d utterances outside [%s, %s] frames", self.dump_dir,
                         self.num_dropped, len(scp), min_frames, max_frames)
@@ -141,8 +164,8 @@ class FeatsDataset(torch.utils.data.Dataset):
         utt, entry = self.utt_ids[i], self.entries[i]
         where = f"{self.dump_dir}/feats.scp: utterance '{utt}'"
         try:
-            mat = kaldiio.load_mat(entry)
-        except Exception as e:  # kaldiio raises many kinds on a bad ark: report which utterance
+            mat = read_ark_entry(entry)
+        except Exception as e:  # a missing, truncated or garbled ark: report which utterance
             raise FeatsReadError(f"{where}: cannot read features from '{entry}': "
                                  f"{type(e).__name__}: {e}") from e
         mat = np.asarray(mat)
@@ -153,6 +176,17 @@ class FeatsDataset(torch.utils.data.Dataset):
         for name, values in self._stream_values.items():
             item[name] = values[i]
         return item
+
+
+def _all_dropped(short, long, min_frames, max_frames):
+    """Why the frame limits kept no utterance: ``short`` were below ``min_frames``, ``long`` above
+    ``max_frames``."""
+    if not short:
+        return f"all {long} utterances are longer than max_frames {max_frames}; raise max_frames"
+    if not long:
+        return f"all {short} utterances are shorter than min_frames {min_frames}; lower min_frames"
+    return (f"all {short + long} utterances are outside [min_frames {min_frames}, max_frames {max_frames}] "
+            f"({short} shorter, {long} longer); widen the range")
 
 
 def collate_feats(items, pad_multiple=1):

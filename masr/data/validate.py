@@ -8,24 +8,30 @@ Checks, in the order they run:
 
 1. Required files: ``wav.scp`` (or ``feats.scp`` in a feature-only dir), ``utt2spk``, ``spk2utt``.
 2. Every ``<key> <value>`` file (``wav.scp``, ``feats.scp``, ``utt2spk``, ``spk2utt``, ``text``,
-   every ``utt2*``) parses: valid UTF-8, no carriage return, no empty line, no empty value,
-   no duplicate key (see :func:`masr.data.datadir.read_kaldi_map`).
-3. Each of those files is sorted by key in byte order (``LC_ALL=C sort``).
-4. Ids: utterance and speaker ids contain no ``/``; a speaker id is a single word.
-5. The same utterances appear in ``wav.scp``, ``feats.scp``, ``utt2spk``, ``text`` and every
+   every ``utt2*``) parses: no UTF-8 byte-order mark, valid UTF-8, no carriage return, no empty
+   line, no empty value, no duplicate key (see :func:`masr.data.datadir.read_kaldi_map`).
+3. ``wav.scp`` (or ``feats.scp`` in a feature-only dir) lists at least one utterance.
+4. Each of those files is sorted by key in byte order (``LC_ALL=C sort``).
+5. Ids: utterance and speaker ids contain no ``/``; a speaker id is a single word.
+6. The same utterances appear in ``wav.scp``, ``feats.scp``, ``utt2spk``, ``text`` and every
    ``utt2*`` file.
-6. ``spk2utt`` is exactly the inverse of ``utt2spk``.
-7. Speaker order agrees with utterance order (as Kaldi requires: sorting ``utt2spk`` by speaker
+7. ``spk2utt`` is exactly the inverse of ``utt2spk``.
+8. Speaker order agrees with utterance order (as Kaldi requires: sorting ``utt2spk`` by speaker
    must not reorder utterances).
-8. Audio (``check_audio``): a ``wav.scp`` path exists, is readable and holds samples; for a pipe
-   (``cmd ... |``) the command is found on ``PATH`` (it is not run).
-9. ``utt2dur``: a positive number of seconds that, where the audio was read, agrees with the
-   audio length within 0.05 s.
-10. ``utt2num_frames``: a positive integer.
-11. ``utt2lang`` (``check_lang``): an ISO 639-3 code known to URIEL (``lang2vec``).
-12. ``utt2geo``: ``lat lon``, two numbers with lat in [-90, 90] and lon in [-180, 180].
-13. ``text``: non-empty (already refused by parsing).
-14. ``utt2gender``: ``m`` or ``f``.
+9. Audio (``check_audio``): a ``wav.scp`` path exists, is readable and holds samples, and a file
+   coded as floating point (soundfile subtype ``FLOAT``, ``DOUBLE``, ...) holds no NaN or inf
+   sample (it is decoded block by block; integer PCM cannot hold them and is not decoded); for a
+   pipe (``cmd ... |``) the command is found on ``PATH`` (it is not run).
+10. ``feats.scp``: each entry is ``<ark path>:<byte offset>`` (as the features stage writes it;
+    commands ``... |`` and slices ``[...]`` are refused), the ark file exists and the offset lies
+    within it.
+11. ``utt2dur``: a positive number of seconds that, where the audio was read, agrees with the
+    audio length within 0.05 s. The file is optional, as in Kaldi.
+12. ``utt2num_frames``: a positive integer.
+13. ``utt2lang`` (``check_lang``): an ISO 639-3 code known to URIEL (``lang2vec``).
+14. ``utt2geo``: ``lat lon``, two numbers with lat in [-90, 90] and lon in [-180, 180].
+15. ``text``: non-empty (already refused by parsing).
+16. ``utt2gender``: ``m`` or ``f``.
 
 Paths in ``wav.scp`` are taken as they are (relative ones relative to the current directory,
 as in Kaldi).
@@ -43,8 +49,8 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 
-from masr.audio import AudioError, audio_info
-from masr.data.datadir import DataDir, DataDirError, read_kaldi_map, utt2spk_to_spk2utt
+from masr.audio import AudioError, audio_info, check_finite
+from masr.data.datadir import DataDir, DataDirError, parse_ark_entry, read_kaldi_map, utt2spk_to_spk2utt
 
 #: Largest accepted difference between ``utt2dur`` and the audio length, in seconds.
 DURATION_TOLERANCE = 0.05
@@ -198,8 +204,15 @@ def check_parse(ctx):
             ctx.add(f"{e} (further checks of this file skipped)")
 
 
+def check_not_empty(ctx):
+    """Check 3: the file listing the utterances (``wav.scp``, or ``feats.scp``) lists at least one."""
+    index = ctx.index
+    if index in ctx.maps and not ctx.maps[index]:
+        ctx.add(f"{ctx.dd.file(index)}: no utterances (the file is empty); a data directory needs at least one")
+
+
 def check_sorted(ctx):
-    """Check 3: each parsed file is sorted by key in byte order; reports the first line out of order."""
+    """Check 4: each parsed file is sorted by key in byte order; reports the first line out of order."""
     for name, mapping in ctx.maps.items():
         what = "speaker" if name == "spk2utt" else "utterance"
         prev = None
@@ -214,7 +227,7 @@ def check_sorted(ctx):
 
 
 def check_ids(ctx):
-    """Check 4: utterance and speaker ids hold no '/', and a speaker id is one word."""
+    """Check 5: utterance and speaker ids hold no '/', and a speaker id is one word."""
     index = ctx.index if ctx.index in ctx.maps else "utt2spk"
     for utt in ctx.maps.get(index, {}):
         if "/" in utt:
@@ -235,7 +248,7 @@ def _examples(ctx, name, utts, label="line"):
 
 
 def check_same_utterances(ctx):
-    """Check 5: every utterance-keyed file lists exactly the utterances of the index file."""
+    """Check 6: every utterance-keyed file lists exactly the utterances of the index file."""
     index = ctx.index
     if index not in ctx.maps:
         return
@@ -257,7 +270,7 @@ def check_same_utterances(ctx):
 
 
 def check_spk2utt(ctx):
-    """Check 6: ``spk2utt`` is exactly the inverse of ``utt2spk``."""
+    """Check 7: ``spk2utt`` is exactly the inverse of ``utt2spk``."""
     if "spk2utt" not in ctx.maps or "utt2spk" not in ctx.maps:
         return
     utt2spk = ctx.maps["utt2spk"]
@@ -297,7 +310,7 @@ def check_spk2utt(ctx):
 
 
 def check_speaker_order(ctx):
-    """Check 7: along sorted utterance ids, speaker ids never decrease (Kaldi's sort requirement)."""
+    """Check 8: along sorted utterance ids, speaker ids never decrease (Kaldi's sort requirement)."""
     utt2spk = ctx.maps.get("utt2spk")
     if not utt2spk:
         return
@@ -323,7 +336,9 @@ def _check_pipe(ctx, utt, entry):
 
 
 def check_audio(ctx):
-    """Check 8: each ``wav.scp`` path is readable audio with samples; each pipe's command is on PATH."""
+    """Check 9: each ``wav.scp`` path is readable audio with samples, and float-coded audio holds no
+    NaN or inf (decoded in blocks; integer PCM only has its header read); each pipe's command is on
+    PATH."""
     if not ctx.check_audio or "wav.scp" not in ctx.maps:
         return
     for utt, entry in ctx.maps["wav.scp"].items():
@@ -342,6 +357,28 @@ def check_audio(ctx):
             ctx.add(f"{ctx.at('wav.scp', utt)}: audio '{entry}' holds no samples")
             continue
         ctx.audio_durations[utt] = frames / sample_rate
+        try:
+            check_finite(entry)
+        except AudioError as e:
+            ctx.add(f"{ctx.at('wav.scp', utt)}: {e}")
+
+
+def check_feats_scp(ctx):
+    """Check 10: each ``feats.scp`` entry is ``<ark path>:<byte offset>`` within an existing ark."""
+    sizes = {}  # ark path -> size in bytes, or None when missing (reported once per ark)
+    for utt, entry in ctx.maps.get("feats.scp", {}).items():
+        try:
+            path, offset = parse_ark_entry(entry)
+        except ValueError as e:
+            ctx.add(f"{ctx.at('feats.scp', utt)}: {e}")
+            continue
+        if path not in sizes:
+            sizes[path] = os.path.getsize(path) if os.path.isfile(path) else None
+            if sizes[path] is None:
+                ctx.add(f"{ctx.at('feats.scp', utt)}: ark file '{path}' not found")
+        if sizes[path] is not None and offset >= sizes[path]:
+            ctx.add(f"{ctx.at('feats.scp', utt)}: offset {offset} is past the end of ark '{path}' "
+                    f"({sizes[path]} bytes)")
 
 
 def _positive(text, kind):
@@ -354,7 +391,7 @@ def _positive(text, kind):
 
 
 def check_utt2dur(ctx):
-    """Check 9: durations are positive and agree with the audio read by :func:`check_audio`."""
+    """Check 11: durations are positive and agree with the audio read by :func:`check_audio`."""
     for utt, text in ctx.maps.get("utt2dur", {}).items():
         dur = _positive(text, float)
         if dur is None:
@@ -369,14 +406,14 @@ def check_utt2dur(ctx):
 
 
 def check_utt2num_frames(ctx):
-    """Check 10: frame counts are positive integers."""
+    """Check 12: frame counts are positive integers."""
     for utt, text in ctx.maps.get("utt2num_frames", {}).items():
         if _positive(text, int) is None:
             ctx.add(f"{ctx.at('utt2num_frames', utt)}: frame count '{text}' is not a positive integer")
 
 
 def check_utt2lang(ctx):
-    """Check 11: language codes are ISO 639-3 codes known to URIEL; one message per unknown code."""
+    """Check 13: language codes are ISO 639-3 codes known to URIEL; one message per unknown code."""
     if not ctx.check_lang or "utt2lang" not in ctx.maps:
         return
     try:
@@ -397,7 +434,7 @@ def check_utt2lang(ctx):
 
 
 def check_utt2geo(ctx):
-    """Check 12: ``lat lon`` pairs of numbers within range."""
+    """Check 14: ``lat lon`` pairs of numbers within range."""
     for utt, text in ctx.maps.get("utt2geo", {}).items():
         where = ctx.at("utt2geo", utt)
         parts = text.split()
@@ -414,7 +451,7 @@ def check_utt2geo(ctx):
 
 
 def check_utt2gender(ctx):
-    """Check 14: gender values are ``m`` or ``f`` (lowercase)."""
+    """Check 16: gender values are ``m`` or ``f`` (lowercase)."""
     for utt, text in ctx.maps.get("utt2gender", {}).items():
         if text not in GENDERS:
             ctx.add(f"{ctx.at('utt2gender', utt)}: gender '{text}' is not 'm' or 'f'")
@@ -424,18 +461,20 @@ def check_utt2gender(ctx):
 CHECKS = (
     check_required_files,
     check_parse,
+    check_not_empty,
     check_sorted,
     check_ids,
     check_same_utterances,
     check_spk2utt,
     check_speaker_order,
     check_audio,
+    check_feats_scp,
     check_utt2dur,
     check_utt2num_frames,
     check_utt2lang,
     check_utt2geo,
     check_utt2gender,
-)  # check 13 (non-empty text) is done by parsing
+)  # check 15 (non-empty text) is done by parsing
 
 
 def validate_data_dir(path, check_audio=True, check_lang=True, max_errors=50):
@@ -446,7 +485,8 @@ def validate_data_dir(path, check_audio=True, check_lang=True, max_errors=50):
     path : str
         The data directory.
     check_audio : bool
-        Open every ``wav.scp`` audio file (and look up pipe commands on PATH).
+        Open every ``wav.scp`` audio file, decoding float-coded ones to look for NaN/inf (and
+        look up pipe commands on PATH).
     check_lang : bool
         Check ``utt2lang`` codes against URIEL (imports ``lang2vec``, ~2 s).
     max_errors : int

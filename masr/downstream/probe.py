@@ -35,7 +35,7 @@ import kaldiio
 import numpy as np
 import torch
 
-from masr.data.datadir import DataDir, read_kaldi_map
+from masr.data.datadir import DataDir, DataDirError, read_ark_entry, read_kaldi_map
 from masr.data.dataset import FeatsDataset, collate_feats
 from masr.data.sampler import DynamicBucketBatchSampler
 from masr.downstream.pretrained import load_encoder, newest_checkpoint, run_name
@@ -59,6 +59,36 @@ def embed_dump_dir(encoder, dump_dir, layer=None, batch_frames=30000, device=Non
     return out
 
 
+def load_embeddings(scp):
+    """{utt: (D,) numpy array} of an embeddings scp, read with the safe ark reader.
+
+    Entries must be ``<ark path>:<byte offset>`` (:func:`masr.data.datadir.read_ark_entry`), so
+    a tampered cache cannot make the reader run a command.
+
+    Arguments
+    ---------
+    scp : str
+        ``embeddings.scp`` of a cache written by :func:`cached_embeddings`.
+
+    Returns
+    -------
+    dict
+        utt -> numpy vector, in the order of the scp.
+
+    Raises
+    ------
+    DataDirError
+        A malformed scp, or an entry that cannot be read (file, line and utterance named).
+    """
+    out = {}
+    for lineno, (utt, entry) in enumerate(read_kaldi_map(scp).items(), start=1):
+        try:
+            out[utt] = read_ark_entry(entry)
+        except (ValueError, OSError) as e:
+            raise DataDirError(f"{scp}:{lineno}: utterance '{utt}': {e}") from None
+    return out
+
+
 def cached_embeddings(encoder, source, dump_dir, cache_dir, layer=None, batch_frames=30000, device=None):
     """Embeddings of a dump dir, computed once per (source, layer) and cached in ``cache_dir``
     (``embeddings.ark``/``.scp`` + ``meta.json``, replaced as a whole so a crash never leaves a
@@ -68,7 +98,7 @@ def cached_embeddings(encoder, source, dump_dir, cache_dir, layer=None, batch_fr
     if os.path.isfile(meta_file):
         with open(meta_file, encoding="utf-8") as f:
             if json.load(f) == meta:
-                return dict(kaldiio.load_scp(os.path.join(cache_dir, "embeddings.scp")))
+                return load_embeddings(os.path.join(cache_dir, "embeddings.scp"))
     vectors = embed_dump_dir(encoder, dump_dir, layer, batch_frames, device)
     tmp = cache_dir.rstrip("/") + ".tmp"
     import shutil
