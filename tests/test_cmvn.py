@@ -1,6 +1,7 @@
 """masr.features.cmvn: global CMVN statistics in Kaldi's layout."""
 
 import numpy as np
+import pytest
 import torch
 
 from masr.features.cmvn import CMVNStats, GlobalCMVN
@@ -53,3 +54,15 @@ def test_constant_dimension_does_not_divide_by_zero():
     stats.add(np.array([[1.0, 5.0], [3.0, 5.0]]))
     out = GlobalCMVN(stats)(torch.tensor([[1.0, 5.0]]))
     assert torch.isfinite(out).all() and out[0, 1] == 0
+
+
+def test_non_finite_features_are_refused_and_not_accumulated():
+    stats = CMVNStats(5)
+    stats.add(_feats(0, 4))
+    before = stats.to_kaldi()
+    for bad in (np.nan, np.inf, -np.inf):
+        f = _feats(1, 6)
+        f[2, 3] = bad
+        with pytest.raises(ValueError, match=r"NaN/inf values \(1 of 6 frames, first at frame 2\)"):
+            stats.add(f)
+    np.testing.assert_array_equal(stats.to_kaldi(), before)

@@ -35,3 +35,19 @@ def test_too_short_is_an_error():
 def test_other_dimensions_and_rates():
     cfg = FbankConfig(num_mel_bins=40, sample_rate=8000)
     assert compute_fbank(np.random.default_rng(2).uniform(-1, 1, 8000), cfg).shape == (98, 40)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_samples_are_an_error(bad):
+    x = np.random.default_rng(3).uniform(-0.5, 0.5, 4000)
+    x[1234] = bad
+    with pytest.raises(ValueError, match=r"NaN/inf samples \(first at sample 1234\)"):
+        compute_fbank(x, FbankConfig())
+
+
+def test_a_filterbank_that_overflows_is_an_error_not_inf_features():
+    # finite samples far outside [-1, 1] overflow float32 in the power spectrum
+    x = np.random.default_rng(4).uniform(-1e30, 1e30, 4000)
+    with pytest.raises(ValueError, match=r"filterbank holds NaN/inf values \(first at frame 0; "
+                                         r"samples up to \S+e\+\d+, expected within \[-1, 1\]\)"):
+        compute_fbank(x, FbankConfig())

@@ -39,8 +39,24 @@ class CMVNStats:
         self.count = 0
 
     def add(self, feats):
-        """Accumulate a (T, D) feature matrix."""
+        """Accumulate a (T, D) feature matrix.
+
+        Arguments
+        ---------
+        feats : numpy.ndarray
+            Shape (T, D), D the dimension given at construction.
+
+        Raises
+        ------
+        ValueError
+            The matrix holds NaN or inf (one such value would poison every statistic); nothing
+            is accumulated.
+        """
         f = np.asarray(feats, dtype=np.float64)
+        if not np.isfinite(f).all():
+            rows = np.flatnonzero(~np.isfinite(f).reshape(len(f), -1).all(axis=1))
+            raise ValueError(f"feature matrix holds NaN/inf values ({len(rows)} of {len(f)} frames, "
+                             f"first at frame {rows[0]})")
         self.sum += f.sum(axis=0)
         self.sum_sq += (f * f).sum(axis=0)
         self.count += f.shape[0]

@@ -55,6 +55,19 @@ def expected_num_frames(num_samples, config):
     return 1 + (num_samples - config.window_samples) // config.shift_samples
 
 
+def first_non_finite(array):
+    """Index along the first axis of the first row (or sample) holding NaN/inf; None if there is none.
+
+    Example
+    -------
+    >>> first_non_finite(np.array([[0.0, 1.0], [2.0, np.nan]])), first_non_finite(np.zeros(3))
+    (1, None)
+    """
+    bad = ~np.isfinite(np.asarray(array))
+    rows = np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1)) if bad.size else []
+    return int(rows[0]) if len(rows) else None
+
+
 def compute_fbank(wave, config):
     """Log-mel filterbank of one utterance.
 
@@ -67,7 +80,13 @@ def compute_fbank(wave, config):
     Returns
     -------
     numpy.ndarray
-        float32, shape (T, num_mel_bins), T = ``expected_num_frames(N, config)``.
+        float32, shape (T, num_mel_bins), T = ``expected_num_frames(N, config)``; every value finite.
+
+    Raises
+    ------
+    ValueError
+        Fewer samples than one window; NaN/inf samples; or a filterbank that overflows to inf
+        (samples far outside [-1, 1]).
 
     Example
     -------
@@ -78,8 +97,11 @@ def compute_fbank(wave, config):
     """
     if expected_num_frames(len(wave), config) == 0:
         raise ValueError(f"{len(wave)} samples is shorter than one {config.frame_length} ms window")
+    wave = np.asarray(wave, dtype=np.float32)
+    if not np.isfinite(wave).all():
+        raise ValueError(f"the audio holds NaN/inf samples (first at sample {first_non_finite(wave)})")
     # Kaldi works on 16-bit sample values; scaling keeps its energy floor and dither meaningful.
-    x = torch.as_tensor(np.asarray(wave, dtype=np.float32) * 32768.0).unsqueeze(0)
+    x = torch.as_tensor(wave * 32768.0).unsqueeze(0)
     feats = kaldi.fbank(
         x,
         num_mel_bins=config.num_mel_bins,
@@ -90,5 +112,8 @@ def compute_fbank(wave, config):
         high_freq=config.high_freq,
         sample_frequency=config.sample_rate,
         energy_floor=0.0,
-    )
-    return feats.numpy()
+    ).numpy()
+    if not np.isfinite(feats).all():
+        raise ValueError(f"the filterbank holds NaN/inf values (first at frame {first_non_finite(feats)}; "
+                         f"samples up to {np.abs(wave).max():.3g}, expected within [-1, 1])")
+    return feats
