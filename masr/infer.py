@@ -127,6 +127,10 @@ class Embedder:
         self.device = torch.device(device)
         self.encoder = load_encoder(source).to(self.device)
         self.layer, self.fbank = layer, fbank or FbankConfig()
+        dim = self.encoder.cmvn.mean.numel()
+        if dim != self.fbank.num_mel_bins:
+            raise ValueError(f"{source}: the encoder takes {dim}-dim features, the filterbank options give "
+                             f"{self.fbank.num_mel_bins} mel bins; pass the features stage's config as --fbank-config")
 
     @torch.no_grad()
     def __call__(self, audio):

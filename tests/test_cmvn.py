@@ -66,3 +66,27 @@ def test_non_finite_features_are_refused_and_not_accumulated():
         with pytest.raises(ValueError, match=r"NaN/inf values \(1 of 6 frames, first at frame 2\)"):
             stats.add(f)
     np.testing.assert_array_equal(stats.to_kaldi(), before)
+
+
+def test_load_reads_the_file_as_data_and_names_it_in_errors(tmp_path):
+    import kaldiio
+
+    path = str(tmp_path / "cmvn.ark")
+    with pytest.raises(ValueError, match="cmvn.ark: CMVN statistics not found"):
+        CMVNStats.load(path)
+    marker = tmp_path / "PWNED"
+    with pytest.raises(ValueError, match="not found"):
+        CMVNStats.load(f"touch {marker} |")  # a path, never a command
+    assert not marker.exists()
+    stats = CMVNStats(3)
+    stats.add(np.arange(12, dtype=np.float32).reshape(4, 3))
+    stats.save(path)
+    assert CMVNStats.load(path).mean.tolist() == stats.mean.tolist()
+    mat = stats.to_kaldi()
+    mat[1, 0] = np.nan
+    kaldiio.save_mat(path, mat)
+    with pytest.raises(ValueError, match="cmvn.ark: CMVN statistics hold NaN/inf"):
+        CMVNStats.load(path)
+    kaldiio.save_mat(path, np.ones(5))
+    with pytest.raises(ValueError, match=r"must be a \(2, D \+ 1\) matrix"):
+        CMVNStats.load(path)

@@ -106,9 +106,16 @@ class FeatsDataset(torch.utils.data.Dataset):
             raise DataDirError(f"{self.dump_dir}: dump dir holds no utterances ({data.file('feats.scp')} is empty; "
                                f"rerun the features stage on a data dir with utterances)")
         frames_map = self._read(data, "utt2num_frames", "written by the features stage")
+        ark_sizes = {}  # checked now, not hours into training: the arks exist and hold the offsets
         for lineno, (utt, entry) in enumerate(scp.items(), start=1):
             try:
-                parse_ark_entry(entry)
+                ark, offset = parse_ark_entry(entry)
+                if ark not in ark_sizes:
+                    ark_sizes[ark] = os.path.getsize(ark) if os.path.isfile(ark) else None
+                if ark_sizes[ark] is None:
+                    raise ValueError(f"ark '{ark}' not found")
+                if offset >= ark_sizes[ark]:
+                    raise ValueError(f"offset {offset} is past the end of '{ark}' ({ark_sizes[ark]} bytes)")
             except ValueError as e:
                 raise DataDirError(f"{data.file('feats.scp')}:{lineno}: utterance '{utt}': {e}") from None
 

@@ -142,8 +142,12 @@ def load_encoder(path):
     if os.path.isdir(path):
         return encoder_from_run(path)
     saved = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain values only
-    model = build_encoder(saved["encoder"])
-    model.load_state_dict(saved["state_dict"])
+    try:
+        model = build_encoder(saved["encoder"])
+        model.load_state_dict(saved["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise ValueError(f"{path}: not an encoder file of masr.downstream.pretrained.save_encoder "
+                         f"({type(e).__name__}: {e})") from None
     return model.eval()
 
 

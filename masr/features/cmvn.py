@@ -5,6 +5,8 @@ row 0 holds the per-dimension sums and the frame count in its last column, row 1
 squares. They are accumulated per job, merged, and saved with ``kaldiio`` as ``cmvn.ark``.
 """
 
+import os
+
 import numpy as np
 import torch
 
@@ -100,9 +102,28 @@ class CMVNStats:
 
     @classmethod
     def load(cls, path):
-        import kaldiio
+        """Read a ``cmvn.ark`` written by :meth:`save` (a Kaldi binary matrix, read as data: the
+        path is opened as a file, never run as a command).
 
-        return cls.from_kaldi(kaldiio.load_mat(path))
+        Raises
+        ------
+        ValueError
+            Naming the file: it is missing, holds no (2, D + 1) statistics matrix, or holds NaN/inf.
+        """
+        from masr.data.datadir import read_ark_entry
+
+        if not os.path.isfile(path):
+            raise ValueError(f"{path}: CMVN statistics not found (written by the features stage, "
+                             f"masr.features.extract)")
+        try:
+            mat = read_ark_entry(f"{path}:0")
+        except (ValueError, OSError) as e:
+            raise ValueError(f"{path}: not CMVN statistics ({e})") from None
+        if mat.ndim != 2 or mat.shape[0] != 2 or mat.shape[1] < 2:
+            raise ValueError(f"{path}: CMVN statistics must be a (2, D + 1) matrix, found shape {mat.shape}")
+        if not np.isfinite(mat).all():
+            raise ValueError(f"{path}: CMVN statistics hold NaN/inf; extract the features again")
+        return cls.from_kaldi(mat)
 
 
 class GlobalCMVN(torch.nn.Module):
