@@ -348,6 +348,49 @@ def test_torchrun_workers_die_with_a_killed_launcher(setup, tmp_path):
         launcher.wait()
 
 
+EXTRACTION_DRIVER = """\
+import sys, time
+from masr.utils.parallel import parallel_map
+if __name__ == "__main__":
+    for _ in parallel_map(time.sleep, [60] * 4, nj=2, chunksize=1):
+        pass
+"""
+
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_extraction_workers_die_with_a_killed_parent(tmp_path):
+    driver = tmp_path / "driver.py"
+    driver.write_text(EXTRACTION_DRIVER)
+    parent = subprocess.Popen([sys.executable, str(driver)], env=_env(), cwd=ROOT)
+    workers = []
+    try:
+        _wait_for(lambda: len([p for p in _children(parent.pid) if "spawn_main" in _cmdline(p)]) == 2, 60,
+                  "two workers")
+        workers = [p for p in _children(parent.pid) if "spawn_main" in _cmdline(p)]
+        time.sleep(1.5)  # past their initialiser, sleeping in their first job
+        assert parent.poll() is None and all(_alive(p) for p in workers)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        _wait_for(lambda: not any(_alive(p) for p in workers), 15, "the workers to die")
+    finally:
+        for pid in workers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+
+
 def test_a_moved_run_folder_resumes(setup, tmp_path):
     first, moved = str(tmp_path / "first"), str(tmp_path / "moved")
     argv = _interrupted_run(setup, first)

@@ -4,14 +4,13 @@ A plain ``python -m ...`` run is a world of one; ``torchrun --nproc_per_node=K -
 processes that each call :func:`init` and get their rank. CUDA runs use NCCL, CPU runs gloo.
 """
 
-import ctypes
 import datetime
 import os
-import signal
-import sys
 
 import torch
 import torch.distributed as dist
+
+from masr.utils.process import die_with_parent
 
 
 #: Minutes a collective may wait (``MASR_DDP_TIMEOUT_MIN``). Long, because after fine-tuning rank 0
@@ -20,35 +19,16 @@ import torch.distributed as dist
 TIMEOUT_MINUTES = 180
 
 
-def die_with_launcher():
-    """Have the kernel kill this process (SIGKILL) when its parent, torchrun's agent, dies.
-
-    Without it, ``kill -9`` of the launcher leaves its workers training and writing checkpoints
-    (they run in their own process group). Linux only (``prctl(PR_SET_PDEATHSIG)``); elsewhere
-    nothing is done. Returns whether the request was made.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    parent = os.getppid()
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_pdeathsig = 1
-    if libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0) != 0:
-        return False
-    if os.getppid() != parent:  # the launcher died before the request took effect
-        os._exit(1)
-    return True
-
-
 def init(device_type="cpu"):
     """Join the process group when launched by torchrun; returns (rank, world_size, device).
 
     A process launched by torchrun (``TORCHELASTIC_RUN_ID`` set) dies with its launcher
-    (:func:`die_with_launcher`)."""
+    (:func:`masr.utils.process.die_with_parent`)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if "TORCHELASTIC_RUN_ID" in os.environ:
-        die_with_launcher()
+        die_with_parent()  # kill -9 of torchrun must not leave its workers training
     if device_type == "cuda":
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)

@@ -17,8 +17,12 @@ import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 
+from masr.utils.process import die_with_parent
 
-def _init_worker():
+
+def _init_worker(parent=None):
+    # A worker dies with the process that started it (kill -9, the OOM killer): no orphans.
+    die_with_parent(parent)
     # Read by PyTorch / NumPy's BLAS when (and if) the worker imports them.
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
@@ -93,7 +97,8 @@ def parallel_map(fn, items, nj=1, chunksize=16, ordered=False):
     if nj <= 1:
         yield from map(fn, items)
         return
-    executor = ProcessPoolExecutor(nj, mp_context=get_context("spawn"), initializer=_init_worker)
+    executor = ProcessPoolExecutor(nj, mp_context=get_context("spawn"), initializer=_init_worker,
+                                   initargs=(os.getpid(),))
     finished = False
     try:
         if ordered:
