@@ -23,40 +23,15 @@ import torch
 
 from masr.data.datadir import read_kaldi_map, write_kaldi_map
 from tests.helpers.dumps import make_dump_dir
+from tests.helpers.runs import tiny_bestrq_config
 from tests.test_validate import BROKEN, SPEC, SR, _set, _wav, data_dir  # noqa: F401 (data_dir: a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "masr.sh"
 FBANK = ROOT / "egs" / "mini" / "conf" / "fbank.yaml"
 
-TINY = """\
-seed: 0
-__set_seed: !apply:masr.train.pretrain.seed_everything [!ref <seed>]
-train_dir: !PLACEHOLDER
-valid_dir: null
-exp_dir: !PLACEHOLDER
-cpu_threads: 1
-max_batch_frames: 600
-max_frames: 1000
-max_steps: 12
-lr: 0.001
-warmup_steps: 1
-checkpoint_every: 6
-log_every: 1
-max_nonfinite_steps: 0
-progress: false
-model: !new:masr.ssl.bestrq.BestRQ
-  input_dim: 20
-  d_model: 32
-  num_layers: 1
-  nhead: 2
-  d_ffn: 64
-  kernel_size: 3
-  codebook_size: 16
-  mask_prob: 0.2
-  mask_span: 2
-  cmvn: !ref <train_dir>/cmvn.ark
-"""
+#: Stage 3's pretraining: a tiny BEST-RQ, 12 steps (more than one epoch), a checkpoint every 6.
+TINY = tiny_bestrq_config(cpu_threads=1, max_steps=12, checkpoint_every=6, max_nonfinite_steps=0)
 
 
 def recipe(tmp, *options, stage, stop_stage):
@@ -223,7 +198,7 @@ def _nan_features(dump):
     with kaldiio.WriteHelper(f"ark,scp:{ark},{ark}.scp") as writer:
         writer("spk3_0007", mat)
     _set_entry(dump, "spk3_0007", read_kaldi_map(f"{ark}.scp")["spk3_0007"])
-    return ["NaN/inf features: spk3_0007"]
+    return ["feats.scp: utterance 'spk3_0007'", "hold NaN/inf in 1 of", "(first at frame 3)"]
 
 
 def _cmvn_missing(dump):

@@ -130,6 +130,18 @@ def test_frame_count_disagreeing_with_utt2num_frames_is_an_error(tmp_path):
         ds[ds.utt_ids.index("spk1_d")]
 
 
+def test_non_finite_features_are_an_error_naming_the_utterance_and_frame(tmp_path):
+    feats = make_dump(tmp_path)
+    feats["spk1_d"][[4, 9], 2] = [np.nan, np.inf]   # a dump the features stage did not write
+    with kaldiio.WriteHelper(f"ark,scp:{tmp_path}/data/feats.1.ark,{tmp_path}/feats.scp") as writer:
+        for utt in sorted(feats):
+            writer(utt, feats[utt])
+    ds = FeatsDataset(tmp_path)
+    with pytest.raises(FeatsReadError, match=r"utterance 'spk1_d'.* hold NaN/inf in 2 of 12 frames \(first at frame 4\)"):
+        ds[ds.utt_ids.index("spk1_d")]
+    assert torch.isfinite(ds[ds.utt_ids.index("spk1_c")]["feats"]).all()
+
+
 def test_dataloader_with_dynamic_batches_sees_every_utterance_once(tmp_path):
     feats = make_dump(tmp_path)
     ds = FeatsDataset(tmp_path, streams=["lang"])

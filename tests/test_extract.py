@@ -1,6 +1,5 @@
 """masr.features.extract: the features stage over a data dir, in parallel jobs."""
 
-import contextlib
 import os
 import shutil
 import signal
@@ -18,6 +17,7 @@ from masr.data.datadir import DataDirError, read_kaldi_map, write_data_dir
 from masr.features.cmvn import CMVNStats
 from masr.features.extract import FeatureError, extract_features, main, recover_dump_dir, split_evenly
 from masr.features.fbank import FbankConfig, compute_fbank, expected_num_frames
+from tests.helpers.deadline import deadline
 
 
 def make_data_dir(root, n=6, sr=16000):
@@ -143,21 +143,6 @@ def test_re_extraction_without_shards_removes_the_shards_and_their_index(tmp_pat
 
 
 # -- helpers for the hardening tests ------------------------------------------------------------
-
-@contextlib.contextmanager
-def deadline(seconds):
-    """Fail (instead of hanging the test run) when the block takes longer than ``seconds``."""
-    def expired(signum, frame):
-        raise TimeoutError(f"still running after {seconds} s: hung")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
 
 def snapshot(folder):
     """Every file under ``folder``: relative path -> bytes."""

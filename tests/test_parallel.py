@@ -1,6 +1,5 @@
 """masr.utils.parallel: parallel_map in spawned workers, and a dead worker raises instead of hanging."""
 
-import contextlib
 import os
 import signal
 
@@ -8,21 +7,7 @@ import pytest
 from concurrent.futures.process import BrokenProcessPool
 
 from masr.utils.parallel import parallel_map
-
-
-@contextlib.contextmanager
-def deadline(seconds):
-    """Fail (instead of hanging the test run) when the block takes longer than ``seconds``."""
-    def expired(signum, frame):
-        raise TimeoutError(f"still running after {seconds} s: hung")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+from tests.helpers.deadline import deadline
 
 
 def square(x):

@@ -179,6 +179,11 @@ class FeatsDataset(torch.utils.data.Dataset):
         if mat.ndim != 2 or mat.shape[0] != self.num_frames[i]:
             raise FeatsReadError(f"{where}: features from '{entry}' have shape {mat.shape}, "
                                  f"utt2num_frames says {self.num_frames[i]} frames")
+        finite = np.isfinite(mat)
+        if not finite.all():  # the features stage never writes them: a damaged or foreign dump
+            bad = np.flatnonzero(~finite.all(axis=1))
+            raise FeatsReadError(f"{where}: features from '{entry}' hold NaN/inf in {len(bad)} of {len(mat)} "
+                                 f"frames (first at frame {bad[0]}); extract the features again")
         item = {"utt": utt, "feats": torch.tensor(mat, dtype=torch.float32)}
         for name, values in self._stream_values.items():
             item[name] = values[i]

@@ -42,7 +42,7 @@ from masr.train.checkpoint import (
 FRAME_SECONDS = 0.01
 
 #: Utterance ids named in a non-finite-loss error.
-_EXAMPLES = 5
+_EXAMPLES = 10
 
 
 class TrainingError(RuntimeError):

@@ -33,6 +33,20 @@ model: !new:masr.ssl.bestrq.BestRQ
 """
 
 
+def tiny_bestrq_config(**settings):
+    """:data:`TINY_BESTRQ` with top-level keys set (values written as YAML), new ones added before
+    the model, e.g. ``tiny_bestrq_config(max_steps=12, cpu_threads=1)``."""
+    lines, done = [], set()
+    for line in TINY_BESTRQ.splitlines():
+        key = line.split(":", 1)[0]
+        if line.startswith("model:"):
+            lines += [f"{k}: {v}" for k, v in settings.items() if k not in done]
+        if not line.startswith(" ") and key in settings:
+            line, _ = f"{key}: {settings[key]}", done.add(key)
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
 def make_pretrain_run(exp_dir, train_dir, steps=2):
     """Train a 2-layer, 32-dim BEST-RQ for ``steps`` steps on ``train_dir`` (a dump dir with
     20-dim features, e.g. ``tests.helpers.dumps.make_dump_dir``); returns ``exp_dir``."""
