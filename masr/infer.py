@@ -20,8 +20,9 @@ Python::
 
 A fine-tuned model folder is self-contained (``model.json``: encoder architecture, labels or
 tokenizer, filterbank options; weights of the checkpoint selected on dev). ``embed`` takes a
-pretraining run folder (its config is rebuilt relative to the current folder, so run it from the
-recipe folder) or an encoder file written by ``masr.downstream.pretrained.save_encoder``; its
+pretraining run folder (its ``config.yaml`` is HyperPyYAML, which builds arbitrary objects: only
+your own runs; it is rebuilt relative to the current folder, so run it from the recipe folder)
+or an encoder file (data only: what to share) written by ``masr.downstream.pretrained.save_encoder``; its
 filterbank options come from ``--fbank-config`` (default: ``masr.features.fbank.FbankConfig()``,
 the recipes' 80-bin 16 kHz setting).
 """
@@ -156,7 +157,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, what in (("langid", "a fine-tuned LangID model folder"), ("asr", "a fine-tuned ASR model folder"),
-                       ("embed", "a pretraining run folder or an encoder file")):
+                       ("embed", "an encoder file (data: read as tensors) or a pretraining run folder "
+                                 "(its config.yaml is HyperPyYAML, i.e. code: only your own runs)")):
         p = sub.add_parser(name)
         p.add_argument("--model", required=True, help=what)
         p.add_argument("--wav-scp", help="a Kaldi wav.scp instead of audio files")

@@ -340,7 +340,9 @@ def _tar(path, members):
 ARCHIVES = {
     "dotdot_member": [("../evil.txt", "file", "x")],
     "absolute_symlink": [("a", "sym", "/etc/passwd")],
-    "symlink_chain_out": [("d/b", "sym", "../.."), ("a", "sym", "d/b"), ("a/evil.txt", "file", "x")],
+    # each link alone stays inside (the per-member check passes); through x/y/z/dl, a leaves
+    "symlink_chain_out": [("x/y/z/dl", "sym", "../../.."), ("x/y/z/a", "sym", "dl/../../.."),
+                          ("x/y/z/a/evil.txt", "file", "x")],
 }
 
 

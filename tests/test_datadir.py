@@ -166,3 +166,20 @@ def test_read_ark_entry_refuses_what_is_not_a_kaldi_binary_matrix(tmp_path):
         read_ark_entry(f"{tmp_path}/t.ark:3")
     with pytest.raises(ValueError, match="no Kaldi binary matrix at byte 9999"):
         read_ark_entry(f"{tmp_path}/t.ark:9999")
+
+
+def test_read_ark_entry_refuses_a_header_claiming_more_than_the_file_holds(tmp_path):
+    import struct
+
+    import kaldiio
+    import numpy as np
+
+    from masr.data.datadir import read_ark_entry
+
+    path = str(tmp_path / "m.ark")
+    kaldiio.save_mat(path, np.ones((3, 4), dtype=np.float32))
+    data = bytearray(open(path, "rb").read())
+    data[6:10] = struct.pack("<i", 2 ** 30)   # rows: a billion, in a 60-byte file
+    open(path, "wb").write(bytes(data))
+    with pytest.raises(ValueError, match=r"claims 1073741824x4 elements, more than the \d+ bytes left"):
+        read_ark_entry(f"{path}:0")

@@ -88,3 +88,33 @@ def test_sharded_ranks_read_only_their_own_shards(tmp_path):
     for epoch in epochs:
         arks = [{ark_of[u] for e, utts in s if e == epoch for u in utts} for s in seen]
         assert arks[0] and arks[1] and not arks[0] & arks[1], epoch   # no ark read by both ranks
+
+
+def _resume_worker(rank, world, port, dump, exp_dir, out_dir, max_steps):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    rank, world, device = distributed.init("cpu")
+    trainer = build_trainer(config(dump, exp_dir, max_steps=max_steps, grad_accum=1, checkpoint_every=2,
+                                   keep_checkpoints=5), rank, world, device)
+    trainer.fit()
+    torch.save(trainer._unwrapped().state_dict(), os.path.join(out_dir, f"rank{rank}.pt"))
+    distributed.cleanup()
+
+
+def test_ranks_agree_on_the_checkpoint_when_one_cannot_read_the_newest(tmp_path):
+    """A checkpoint without a manifest (written before manifests) whose RNG file of rank 1 is
+    damaged: rank 1 alone would fall back to step 2 while rank 0 takes step 4 (then they would wait
+    for each other forever). They agree on step 2 and train on together."""
+    dump, exp = make_dump_dir(str(tmp_path / "dump"), num_utts=32), str(tmp_path / "exp")
+    mp.spawn(_resume_worker, args=(2, _free_port(), dump, exp, str(tmp_path), 4), nprocs=2, join=True)
+    newest = os.path.join(exp, "checkpoints", "step-00000004")
+    os.remove(os.path.join(newest, "manifest.json"))
+    with open(os.path.join(newest, "rng.rank1.pt"), "wb") as f:
+        f.write(b"not a torch file")
+    mp.spawn(_resume_worker, args=(2, _free_port(), dump, exp, str(tmp_path), 6), nprocs=2, join=True)
+    log = open(os.path.join(exp, "train_log.txt")).read()
+    assert "resumed from " + os.path.join(exp, "checkpoints", "step-00000002") in log
+    a, b = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
+    for key in a:
+        assert torch.equal(a[key], b[key]), key

@@ -393,6 +393,19 @@ def test_the_output_may_not_replace_the_data_dir(tmp_path):
     assert snapshot(data) == before
 
 
+def test_the_output_may_not_replace_a_folder_that_is_not_a_dump(tmp_path):
+    data, _ = make_data_dir(tmp_path, n=3)
+    exp = tmp_path / "exp"
+    (exp / "pretrain").mkdir(parents=True)
+    (exp / "pretrain" / "important.pt").write_bytes(b"weeks of training")
+    before = snapshot(exp)
+    with pytest.raises(ValueError, match="holds files but no feats.scp, so it is not a dump dir"):
+        extract_features(str(data), str(exp), FbankConfig())   # a slip of --out
+    assert snapshot(exp) == before
+    extract_features(str(data), str(tmp_path / "dump"), FbankConfig())   # an earlier dump is replaced
+    extract_features(str(data), str(tmp_path / "dump"), FbankConfig())
+
+
 # -- the data dir is validated first ------------------------------------------------------------
 
 def fbank_conf(tmp_path):

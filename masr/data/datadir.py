@@ -315,6 +315,35 @@ def parse_ark_entry(entry):
     return path, int(match.group("offset"))
 
 
+def _check_claimed_size(f, offset, path):
+    """Refuse a Kaldi binary matrix header claiming more elements than the file holds bytes (a
+    crafted or damaged header would otherwise make the reader allocate whatever it claims)."""
+    f.seek(offset + 2)
+    kind = f.read(3)
+    if kind in (b"FM ", b"DM ", b"FV ", b"DV "):
+        dims = []
+        for _ in range(2 if kind[1:2] == b"M" else 1):
+            raw = f.read(5)
+            if len(raw) < 5 or raw[0] != 4:
+                raise ValueError(f"malformed Kaldi matrix header at byte {offset} of '{path}'")
+            dims.append(struct.unpack("<i", raw[1:])[0])
+    elif kind in (b"CM ", b"CM2", b"CM3"):
+        raw = f.read(16)
+        if len(raw) < 16:
+            raise ValueError(f"malformed Kaldi matrix header at byte {offset} of '{path}'")
+        dims = list(struct.unpack("<ii", raw[8:]))
+    else:
+        raise ValueError(f"no Kaldi binary matrix or vector at byte {offset} of '{path}' (found {kind!r})")
+    elements, remaining = 1, os.fstat(f.fileno()).st_size - f.tell()
+    for d in dims:
+        if d < 0:
+            raise ValueError(f"malformed Kaldi matrix header at byte {offset} of '{path}' (dimension {d})")
+        elements *= d
+    if elements > remaining:  # every element takes at least one byte
+        raise ValueError(f"the Kaldi matrix at byte {offset} of '{path}' claims {'x'.join(map(str, dims))} "
+                         f"elements, more than the {remaining} bytes left in the file (damaged or crafted)")
+
+
 def read_ark_entry(entry):
     """Read the Kaldi binary matrix or vector that a ``feats.scp`` entry points at.
 
@@ -358,6 +387,7 @@ def read_ark_entry(entry):
         head = f.read(5)
         if head[:2] != b"\0B":
             raise ValueError(f"no Kaldi binary matrix at byte {offset} of '{path}' (found {head[:2]!r})")
+        _check_claimed_size(f, offset, path)
         f.seek(offset)
         try:
             array, size = read_matrix_or_vector(f, return_size=True)

@@ -67,6 +67,7 @@ from masr.train.pretrain import (
     TRAINING_ERRORS,
     RunConfigMismatch,
     add_training_arguments,
+    error_text,
     seed_everything,
     training_run,
 )
@@ -827,7 +828,7 @@ def run(config, rank=0, world_size=1, device=None):
             for row in train.dropped:
                 f.write("\t".join(map(str, row)) + "\n")
     if not len(train):
-        raise ValueError(f"{config['train_dir']}: no training utterance left (see {exp_dir}/dropped_train_utts.tsv)")
+        raise DataDirError(f"{config['train_dir']}: no training utterance left (see {exp_dir}/dropped_train_utts.tsv)")
     model = finetune.FineTuneModel(encoder, tokenizer.num_outputs, pooled=False, layer=config.get("layer"),
                                    freeze_encoder_steps=config.get("freeze_encoder_steps", 0),
                                    dropout=config.get("dropout", 0.1))
@@ -888,7 +889,7 @@ def main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         return 2
     except TRAINING_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {error_text(e)}", file=sys.stderr)
         return 1
     if results:
         avg, overall, sel = results["average"], results["overall"], results["selected"]

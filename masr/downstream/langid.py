@@ -45,6 +45,7 @@ from masr.train.pretrain import (
     TRAINING_ERRORS,
     RunConfigMismatch,
     add_training_arguments,
+    error_text,
     seed_everything,
     training_run,
 )
@@ -275,7 +276,7 @@ def main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         return 2
     except TRAINING_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {error_text(e)}", file=sys.stderr)
         return 1
     if results:
         o, no, overall = results["overlapped"], results["non_overlapped"], results["overall"]

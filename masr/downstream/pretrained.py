@@ -141,13 +141,14 @@ def load_encoder(path):
     """An encoder for embeddings: a pretraining run dir, or a file written by :func:`save_encoder`."""
     if os.path.isdir(path):
         return encoder_from_run(path)
-    saved = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain values only
     try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain values only
         model = build_encoder(saved["encoder"])
         model.load_state_dict(saved["state_dict"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+    except Exception as e:  # unreadable, a pickle of anything else, another layout: not an encoder file
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise ValueError(f"{path}: not an encoder file of masr.downstream.pretrained.save_encoder "
-                         f"({type(e).__name__}: {e})") from None
+                         f"({type(e).__name__}: {first})") from None
     return model.eval()
 
 

@@ -35,11 +35,14 @@ one step:
   ``<out>.tmp-<pid>`` to be deleted. For that instant there is no ``<out>`` (a reader finds no
   ``feats.scp``; it never finds a mix of the two dumps).
 
-The parent folder is then flushed, so the rename survives a power loss. A reader of ``<out>``
-thus sees the previous dump or the new one, each complete: ``cmvn.ark`` always holds the
-statistics of the ``feats.scp`` beside it. The output folder is replaced as a whole: files that
-other tools put into ``<out>`` do not outlive a new extraction. If ``<out>`` is a symbolic
-link, the folder it points to is replaced (``feats.scp`` names that folder).
+The parent folder is then flushed, so the rename survives a power loss. A reader that opens
+``<out>`` thus sees the previous dump or the new one, each complete: ``cmvn.ark`` always holds
+the statistics of the ``feats.scp`` beside it. (A training that read ``feats.scp`` before the swap
+and opens arks later would read the new arks at old offsets: do not re-extract a dump in use.)
+The output folder is replaced as a whole: files that other tools put into ``<out>`` do not
+outlive a new extraction, and a non-empty folder without ``feats.scp`` (not a dump: ``exp/``
+given by a slip) is refused. If ``<out>`` is a symbolic link, the folder it points to is
+replaced (``feats.scp`` names that folder).
 
 A failed extraction removes its staging folder and leaves the previous dump as it was. A
 *killed* one can leave a staging folder or a moved-aside previous dump, so every extraction
@@ -363,6 +366,9 @@ def _output_path(data_dir, out_dir):
     if data_real == out_real or data_real.startswith(out_real + os.sep):
         raise ValueError(f"{out_dir}: the output dump dir would replace the data dir {data_dir}; "
                          f"write the features elsewhere (e.g. dump/<set>)")
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.isfile(os.path.join(out_dir, "feats.scp")):
+        raise ValueError(f"{out_dir}: holds files but no feats.scp, so it is not a dump dir; the features stage "
+                         f"replaces its output folder as a whole and only replaces an earlier dump (e.g. dump/<set>)")
     return out_dir
 
 
@@ -488,7 +494,7 @@ def main(argv=None):
         parser.error(str(e))
     try:
         s = extract_features(args.data, args.out, FbankConfig(**config), nj=args.nj, shard_utts=args.shard_utts)
-    except (DataDirError, FeatureError) as e:
+    except (DataDirError, FeatureError, OSError) as e:  # OSError: e.g. no space left, no permission
         print(f"error: {e}", file=sys.stderr)
         return 1
     speed = s["audio_seconds"] / s["wall_seconds"]

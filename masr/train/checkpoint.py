@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from masr.train import distributed
-from masr.utils.fileio import atomic_open, fsync_dir, fsync_file
+from masr.utils.fileio import atomic_open, fsync_dir
 
 _NAME = re.compile(r"^step-(\d+)$")
 _RNG = re.compile(r"^rng\.rank(\d+)\.pt$")
@@ -84,9 +84,29 @@ def file_sha256(path, block=1 << 22):
     return digest.hexdigest()
 
 
+class _HashingWriter:
+    """A file that hashes what is written to it (so a checkpoint is not read back to be hashed)."""
+
+    def __init__(self, f):
+        self.f, self.sha256, self.size = f, hashlib.sha256(), 0
+
+    def write(self, data):
+        self.sha256.update(data)
+        self.size += len(data)
+        return self.f.write(data)
+
+    def flush(self):
+        self.f.flush()
+
+
 def _save_durably(obj, path):
-    torch.save(obj, path)
-    fsync_file(path)
+    """``torch.save`` + ``fsync``; returns the file's manifest entry (size, SHA-256)."""
+    with open(path, "wb") as f:
+        writer = _HashingWriter(f)
+        torch.save(obj, writer)
+        f.flush()
+        os.fsync(f.fileno())
+    return {"size": writer.size, "sha256": writer.sha256.hexdigest()}
 
 
 def save_checkpoint(folder, step, state, rank=0, keep=3, keep_steps=(), world_size=1):
@@ -105,11 +125,12 @@ def save_checkpoint(folder, step, state, rank=0, keep=3, keep_steps=(), world_si
     distributed.barrier()
     _save_durably(rng_state(), os.path.join(tmp, f"rng.rank{rank}.pt"))
     if rank == 0:
-        _save_durably(state, os.path.join(tmp, "state.pt"))
+        state_entry = _save_durably(state, os.path.join(tmp, "state.pt"))
     distributed.barrier()
     if rank == 0:
         files = {name: {"size": os.path.getsize(os.path.join(tmp, name)), "sha256": file_sha256(os.path.join(tmp, name))}
-                 for name in sorted(os.listdir(tmp))}
+                 for name in sorted(os.listdir(tmp)) if name != "state.pt"}  # the small RNG files
+        files["state.pt"] = state_entry
         with atomic_open(os.path.join(tmp, MANIFEST), durable=True) as f:
             json.dump({"step": step, "world_size": world_size, "files": files}, f, indent=1)
         fsync_dir(tmp)
@@ -173,31 +194,50 @@ def _numpy_rng_globals():
     return [_reconstruct, np.ndarray, np.dtype, numpy.dtypes.UInt32DType]
 
 
-def load_checkpoint(path, rank=0, map_location="cpu"):
+def _load(file, **kwargs):
+    """``torch.load(weights_only=True)``; an unreadable file is a :class:`CheckpointError` naming it."""
+    try:
+        return torch.load(file, weights_only=True, **kwargs)
+    except Exception as e:  # a truncated zip, a pickle of something else: unreadable whatever the cause
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise CheckpointError(f"{file}: cannot be loaded ({type(e).__name__}: {first})") from None
+
+
+def load_checkpoint(path, rank=0, map_location="cpu", verify=True):
     """(state, rng state of this rank or None) from a checkpoint folder.
 
     Both files are read with ``weights_only=True``: tensors and plain values (and numpy's random
-    state) only, so a crafted checkpoint cannot run code when it is loaded."""
-    state = torch.load(os.path.join(path, "state.pt"), map_location=map_location, weights_only=True)
+    state) only, so a crafted checkpoint cannot run code when it is loaded. With ``verify``, the
+    files must first match the folder's manifest (:func:`verify_checkpoint`).
+
+    Raises
+    ------
+    CheckpointError
+        The checkpoint is broken or unreadable; the message names it and says why.
+    """
+    if verify:
+        reason = verify_checkpoint(path)
+        if reason is not None:
+            raise CheckpointError(f"{path}: broken checkpoint: {reason}")
+    state = _load(os.path.join(path, "state.pt"), map_location=map_location)
     rng_file = os.path.join(path, f"rng.rank{rank}.pt")
     rng = None
     if os.path.isfile(rng_file):
         with torch.serialization.safe_globals(_numpy_rng_globals()):
-            rng = torch.load(rng_file, weights_only=True)
+            rng = _load(rng_file)
     return state, rng
 
 
-def find_resumable(folder, rank=0, map_location="cpu"):
-    """The newest checkpoint under ``folder`` that is intact, loaded.
-
-    Every rank of a DDP run reaches the same answer: the checks read the same files.
+def find_resumable(folder, rank=0, map_location="cpu", at_most=None):
+    """The newest intact checkpoint under ``folder`` (of a step <= ``at_most``, when given), loaded.
 
     Returns
     -------
-    (path, state, rng, skipped) or None
+    (step, path, state, rng, skipped) or None
         ``None`` when there is no checkpoint at all. ``rng`` is this rank's random state (``None``
         when its file is missing, see :func:`check_exact_resume`); ``skipped`` lists
-        ``(path, reason)`` of the newer, broken checkpoints passed over.
+        ``(path, reason)`` of the newer, broken checkpoints passed over. DDP ranks must agree on
+        the step (a file one rank cannot read): :meth:`masr.train.trainer.Trainer` does.
 
     Raises
     ------
@@ -205,14 +245,16 @@ def find_resumable(folder, rank=0, map_location="cpu"):
         Checkpoints exist but none is intact; the message lists each with its reason.
     """
     skipped = []
-    for _, path in reversed(list_checkpoints(folder)):
+    for step, path in reversed(list_checkpoints(folder)):
+        if at_most is not None and step > at_most:
+            continue
         reason = verify_checkpoint(path)
         if reason is None:
             try:
-                state, rng = load_checkpoint(path, rank, map_location)
-                return path, state, rng, skipped
-            except Exception as e:  # a truncated zip, a bad pickle: unreadable whatever the cause
-                reason = f"cannot be loaded ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+                state, rng = load_checkpoint(path, rank, map_location, verify=False)
+                return step, path, state, rng, skipped
+            except CheckpointError as e:
+                reason = str(e)
         skipped.append((path, reason))
     if skipped:
         raise CheckpointError("no checkpoint can be resumed:\n" + "\n".join(f"  {p}: {r}" for p, r in skipped)
@@ -252,7 +294,10 @@ def load_model_weights(model, path, strict=False):
     initialised — e.g. MASR heads absent from a BEST-RQ checkpoint.
     """
     file = os.path.join(path, "state.pt") if os.path.isdir(path) else path
-    state = torch.load(file, map_location="cpu", weights_only=True)
+    reason = verify_checkpoint(os.path.dirname(file))
+    if reason is not None:
+        raise CheckpointError(f"{os.path.dirname(file)}: broken checkpoint: {reason}")
+    state = _load(file, map_location="cpu")
     weights = state.get("model", state)
     own = model.state_dict()
     if not set(weights) & set(own) and hasattr(model, "ssl"):

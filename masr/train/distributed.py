@@ -65,6 +65,16 @@ def all_reduce_mean(values):
     return {k: float(v) for k, v in zip(keys, stacked)}
 
 
+def min_max(value):
+    """(smallest, largest) of an integer over the ranks; (value, value) in a world of one."""
+    if not is_distributed():
+        return value, value
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    both = torch.tensor([-value, value], dtype=torch.int64, device=device)
+    dist.all_reduce(both, op=dist.ReduceOp.MAX)
+    return int(-both[0]), int(both[1])
+
+
 def cleanup():
     """Leave the process group. The barrier first makes every rank finish its last collective
     (gloo aborts a process whose peer tears down mid-transfer: "terminate called without an

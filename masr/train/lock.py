@@ -1,9 +1,11 @@
 """One writer per run folder: an exclusive lock on ``<exp>/.lock`` while a run trains.
 
 Two trainings writing checkpoints into the same folder corrupt each other's resume (each deletes
-the other's checkpoints, and the newest one holds whichever wrote last). The lock is
-``fcntl.flock``: the kernel drops it when its process ends, even by ``kill -9``, so a crashed run
-never leaves a stale lock behind, and the next run simply takes it.
+the other's checkpoints, and the newest one holds whichever wrote last). The lock is a POSIX
+record lock (``fcntl.lockf``): the kernel drops it when its process ends, even by ``kill -9``, so
+a crashed run never leaves a stale lock behind and the next run simply takes it. Unlike
+``flock``, it is not shared with forked children (DataLoader workers), which may outlive a killed
+trainer by a few seconds; it also works on NFS. It guards against other processes only.
 """
 
 import contextlib
@@ -30,13 +32,11 @@ def exp_dir_lock(exp_dir):
 
     Example
     -------
-    >>> import tempfile
+    >>> import subprocess, sys, tempfile
     >>> d = tempfile.mkdtemp()
-    >>> with exp_dir_lock(d):
-    ...     with exp_dir_lock(d):
-    ...         pass
-    Traceback (most recent call last):
-    ...
+    >>> second = "from masr.train.lock import exp_dir_lock\\nwith exp_dir_lock(%r): pass" % d
+    >>> with exp_dir_lock(d):  # a second process wants to train in the same folder
+    ...     print(subprocess.run([sys.executable, "-c", second], capture_output=True, text=True).stderr.splitlines()[-1])
     masr.train.lock.ExpDirLocked: ...: another process (pid ...) is training in this folder; ...
     """
     os.makedirs(exp_dir, exist_ok=True)
@@ -44,8 +44,8 @@ def exp_dir_lock(exp_dir):
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # EACCES or EAGAIN: held by another process
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             raise ExpDirLocked(f"{exp_dir}: another process (pid {holder}) is training in this folder; wait for it "
                                f"to end, or stop it, before training here again") from None

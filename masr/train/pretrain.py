@@ -225,7 +225,24 @@ def save_run_config(config_file, argv, exp_dir):
 
 
 #: Errors that stop a training entry point with a message and exit status 1 (no traceback).
-TRAINING_ERRORS = (TrainingError, CheckpointError, ExpDirLocked, DataDirError)
+TRAINING_ERRORS = (TrainingError, CheckpointError, ExpDirLocked, DataDirError, FileNotFoundError)
+
+
+def error_text(error):
+    """The message of an error for the user: for one a DataLoader worker raised (which PyTorch
+    re-raises with the worker's traceback in the message), its own last line.
+
+    Example
+    -------
+    >>> error_text(ValueError("Caught X in DataLoader worker process 0.\\nOriginal Traceback (most recent "
+    ...                       "call last):\\n  File ...\\nmasr.data.dataset.FeatsReadError: dump/feats.scp: bad"))
+    'dump/feats.scp: bad'
+    """
+    text = str(error)
+    if "\nOriginal Traceback" in text:
+        last = text.strip().splitlines()[-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return text
 
 
 def add_training_arguments(parser):
@@ -294,7 +311,7 @@ def main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         return 2
     except TRAINING_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {error_text(e)}", file=sys.stderr)
         return 1
     if rank == 0 and last:
         print("final: " + " | ".join(f"{k} {v:.4g}" for k, v in last.items()))

@@ -165,9 +165,9 @@ class Trainer:
         if self.rank == 0:
             remove_unfinished(self.ckpt_dir)
         distributed.barrier()
-        found = find_resumable(self.ckpt_dir, self.rank, map_location=self.device)
+        found = self._agreed_checkpoint()
         if found:
-            path, state, rng, skipped = found
+            _, path, state, rng, skipped = found
             for broken, reason in skipped:
                 self._warn(f"checkpoint {broken} is broken ({reason}); resuming from the older {path}")
             for problem in check_exact_resume(path, self.world_size, self.allow_inexact_resume):
@@ -186,6 +186,31 @@ class Trainer:
             missing, unexpected = load_model_weights(self._unwrapped(), self.init_from)
             self._log_line(f"initialised from {self.init_from}; not in it (newly initialised): "
                            f"{missing or 'none'}; ignored from it: {unexpected or 'none'}")
+
+    def _agreed_checkpoint(self):
+        """:func:`find_resumable` on every rank, until all ranks resume the same step: a rank that
+        cannot read the newest checkpoint (a broken RNG file of its own, say) makes every rank take
+        an older one, and an error on one rank is an error on all (never a hang)."""
+        at_most = None
+        while True:
+            error = None
+            try:
+                found = find_resumable(self.ckpt_dir, self.rank, map_location=self.device, at_most=at_most)
+            except CheckpointError as e:
+                found, error = None, e
+            step = -2 if error else found[0] if found else -1
+            lowest, highest = distributed.min_max(step)
+            if lowest == highest:
+                if error:
+                    raise error
+                return found
+            if lowest == -2:
+                raise error or CheckpointError(f"{self.ckpt_dir}: another process of this run cannot resume any "
+                                               f"checkpoint (see its error)")
+            if lowest == -1:
+                raise CheckpointError(f"{self.ckpt_dir}: some processes of this run see checkpoints, others none; "
+                                      f"do all nodes see the same run folder?")
+            at_most = lowest
 
     # ---- logging ---------------------------------------------------------------------------
     def _log_line(self, text):
@@ -290,10 +315,10 @@ class Trainer:
                 for key, value in {"loss": loss, **metrics}.items():
                     step_sums[key] = step_sums.get(key, 0.0) + (value.detach() if torch.is_tensor(value) else value)
                 step_frames += lengths_on_host
-            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
             if self.clip_grad_norm:
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
             else:
+                grads = [p.grad for p in self.model.parameters() if p.grad is not None]
                 grad_norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
             if not self._finite(grad_norm, step_sums["loss"]):  # one synchronisation per step
                 self._skip_nonfinite(step_sums["loss"], grad_norm, step_batches)
@@ -355,8 +380,9 @@ class Trainer:
                if torch.is_tensor(x) and not bool(torch.isfinite(x).all())]
         named = bad or utts
         shown = ", ".join(named[:_EXAMPLES]) + (f" and {len(named) - _EXAMPLES} more" if len(named) > _EXAMPLES else "")
+        batch = "a batch" if self.world_size == 1 else f"rank {self.rank}'s batch (another rank's may be the cause)"
         where = (f"utterance(s) with NaN/inf features: {shown}" if bad
-                 else f"a batch of utterances {shown}" if utts else "a batch")
+                 else f"{batch} of utterances {shown}" if utts else batch)
         what = (f"step {self.step + 1}: loss {float(loss) / self.grad_accum:.4g}, gradient norm "
                 f"{float(grad_norm):.4g} on {where}")
         if self.nonfinite_steps > self.max_nonfinite_steps:
