@@ -63,3 +63,12 @@ def test_bad_utt2dur_is_reported_by_main(tmp_path, capsys, utt2dur, message):
     assert stats.main([d, "--corpus-out", str(tmp_path / "corpus.tsv")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_a_data_dir_without_utt2lang_reports_no_language_count(tmp_path, capsys):
+    from masr.data.datadir import write_data_dir
+    from masr.data.stats import main
+
+    write_data_dir(str(tmp_path / "train"), {"wav.scp": {"a": "a.wav"}, "utt2spk": {"a": "s"}, "utt2dur": {"a": "2"}})
+    assert main([str(tmp_path / "train")]) == 0
+    assert "  - languages" in capsys.readouterr().out   # not "1 languages" for the '-' placeholder

@@ -433,3 +433,13 @@ def test_shell_wrapper(data_dir, tmp_path):
     assert bad.stdout == ""
     assert f"{data_dir}: 1 problem(s):" in bad.stderr
     assert "wav.scp:2: utterance 'spkA-002'" in bad.stderr
+
+
+def test_files_required_by_later_stages_are_problems_when_missing(data_dir, capsys):
+    os.remove(os.path.join(data_dir, "utt2lang"))
+    validate_data_dir(data_dir, check_lang=False)   # a data dir need not have utt2lang ...
+    message = _problems(data_dir, require=["utt2lang", "text"])   # ... unless LangID will read it
+    assert message.startswith(f"{data_dir}: 1 problem(s):")
+    assert "utt2lang: file not found (required by the recipe's later stages: LangID (stage 5)" in message
+    assert main(["--require", "utt2lang", "--no-lang", data_dir]) == 1
+    assert "utt2lang: file not found" in capsys.readouterr().err

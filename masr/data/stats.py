@@ -184,9 +184,10 @@ def main(argv=None):
         return 1
     for r in rows:
         if r["lang"] == "all":
-            n_lang = sum(1 for x in rows if x["split"] == r["split"] and x["lang"] != "all")
+            langs = [x for x in rows if x["split"] == r["split"] and x["lang"] != "all"]
+            n_lang = "  -" if [x["lang"] for x in langs] == ["-"] else f"{len(langs):3d}"  # "-": no utt2lang
             print(f"{r['split']:>10}: {r['utterances']:6d} utterances, {r['speakers']:4d} speakers, "
-                  f"{n_lang:3d} languages, {r['hours']:.2f} h")
+                  f"{n_lang} languages, {r['hours']:.2f} h")
     return 0
 
 

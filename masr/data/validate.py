@@ -6,7 +6,9 @@ file that cannot be parsed is reported once and the checks that need its content
 
 Checks, in the order they run:
 
-1. Required files: ``wav.scp`` (or ``feats.scp`` in a feature-only dir), ``utt2spk``, ``spk2utt``.
+1. Required files: ``wav.scp`` (or ``feats.scp`` in a feature-only dir), ``utt2spk``, ``spk2utt``,
+   and those a recipe's later stages read (``--require utt2lang --require text``: LangID needs
+   ``utt2lang``, ASR ``text``), so that a missing one stops stage 1, not stage 5.
 2. Every ``<key> <value>`` file (``wav.scp``, ``feats.scp``, ``utt2spk``, ``spk2utt``, ``text``,
    every ``utt2*``) parses: no UTF-8 byte-order mark, valid UTF-8, no carriage return, no empty
    line, no empty value, no duplicate key (see :func:`masr.data.datadir.read_kaldi_map`).
@@ -38,7 +40,7 @@ as in Kaldi).
 
 Command line::
 
-    python -m masr.data.validate [--no-audio] [--no-lang] DATA_DIR
+    python -m masr.data.validate [--no-audio] [--no-lang] [--require FILE ...] DATA_DIR
 """
 
 import argparse
@@ -54,6 +56,10 @@ from masr.data.datadir import DataDir, DataDirError, parse_ark_entry, read_kaldi
 
 #: Largest accepted difference between ``utt2dur`` and the audio length, in seconds.
 DURATION_TOLERANCE = 0.05
+
+#: What reads the files a recipe may ``--require`` (for the message when one is missing).
+REQUIRED_BY = {"utt2lang": "LangID (stage 5) and MASR's language stream", "text": "ASR (stage 6)",
+               "utt2geo": "MASR's location stream"}
 
 #: Accepted ``utt2gender`` values.
 GENDERS = ("f", "m")
@@ -139,8 +145,9 @@ class _Problems:
 class _Context:
     """The directory, the maps parsed so far, and the problems found."""
 
-    def __init__(self, dd, problems, check_audio, check_lang):
+    def __init__(self, dd, problems, check_audio, check_lang, require=()):
         self.dd = dd
+        self.require = tuple(require)
         self.problems = problems
         self.check_audio = check_audio
         self.check_lang = check_lang
@@ -193,6 +200,10 @@ def check_required_files(ctx):
         if not dd.has(name):
             hint = " (derive it from utt2spk with utt2spk_to_spk2utt)" if name == "spk2utt" else ""
             ctx.add(f"{dd.file(name)}: file not found{hint}")
+    for name in ctx.require:
+        if not dd.has(name):
+            ctx.add(f"{dd.file(name)}: file not found (required by the recipe's later stages: "
+                    f"{REQUIRED_BY.get(name, 'named by --require')})")
 
 
 def check_parse(ctx):
@@ -477,7 +488,7 @@ CHECKS = (
 )  # check 15 (non-empty text) is done by parsing
 
 
-def validate_data_dir(path, check_audio=True, check_lang=True, max_errors=50):
+def validate_data_dir(path, check_audio=True, check_lang=True, max_errors=50, require=()):
     """Check a data directory and summarise it, or report every problem found.
 
     Arguments
@@ -491,6 +502,8 @@ def validate_data_dir(path, check_audio=True, check_lang=True, max_errors=50):
         Check ``utt2lang`` codes against URIEL (imports ``lang2vec``, ~2 s).
     max_errors : int
         Problems listed in the error at most (the count covers all of them).
+    require : iterable of str
+        Further files that must exist (e.g. ``utt2lang`` for LangID, ``text`` for ASR).
 
     Returns
     -------
@@ -529,7 +542,7 @@ def validate_data_dir(path, check_audio=True, check_lang=True, max_errors=50):
     if not os.path.isdir(path):
         problems.add(f"{path}: data directory not found")
         raise problems.error(path)
-    ctx = _Context(DataDir(path), problems, check_audio, check_lang)
+    ctx = _Context(DataDir(path), problems, check_audio, check_lang, require)
     for check in CHECKS:
         check(ctx)
     if problems.total:
@@ -562,10 +575,13 @@ def main(argv=None):
     parser.add_argument("--no-audio", action="store_true", help="do not open the audio files")
     parser.add_argument("--no-lang", action="store_true", help="do not check utt2lang codes against URIEL")
     parser.add_argument("--max-errors", type=int, default=50, help="problems listed at most (default 50)")
+    parser.add_argument("--require", action="append", default=[], metavar="FILE",
+                        help="a file later stages read, e.g. utt2lang (repeatable): missing, it is a problem")
     args = parser.parse_args(argv)
     try:
         report = validate_data_dir(
-            args.data_dir, check_audio=not args.no_audio, check_lang=not args.no_lang, max_errors=args.max_errors
+            args.data_dir, check_audio=not args.no_audio, check_lang=not args.no_lang, max_errors=args.max_errors,
+            require=args.require
         )
     except DataDirError as e:
         print(e, file=sys.stderr)
