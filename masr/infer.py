@@ -25,6 +25,11 @@ your own runs; it is rebuilt relative to the current folder, so run it from the 
 or an encoder file (data only: what to share) written by ``masr.downstream.pretrained.save_encoder``; its
 filterbank options come from ``--fbank-config`` (default: ``masr.features.fbank.FbankConfig()``,
 the recipes' 80-bin 16 kHz setting).
+
+``--model`` also takes a folder packed by ``python -m masr.hub pack`` (``config.json`` +
+``model.safetensors``, what a Hugging Face Hub model repository holds; read as data only), of
+any of the three tasks; a packed encoder brings its filterbank options and layer (``--fbank-config``
+and ``--layer`` override them). ``masr.hub.from_pretrained`` also downloads one by repository id.
 """
 
 import argparse
@@ -57,9 +62,14 @@ class _FineTuned:
     task = None
 
     def __init__(self, model_dir, device="cpu"):
-        from masr.downstream.finetune import load_finetuned
+        from masr import hub
 
-        self.model, self.spec = load_finetuned(model_dir)
+        if hub.is_packed(model_dir):  # a folder of masr.hub.save_pretrained: config.json + safetensors
+            self.model, self.spec = hub.load_model(model_dir)
+        else:
+            from masr.downstream.finetune import load_finetuned
+
+            self.model, self.spec = load_finetuned(model_dir)
         if self.spec["task"] != self.task:
             raise ValueError(f"{model_dir}: a '{self.spec['task']}' model, not a '{self.task}' model")
         self.model_dir, self.device = model_dir, torch.device(device)
@@ -116,17 +126,29 @@ class Embedder:
     Arguments
     ---------
     source : str
-        ``exp/<run>`` of ``masr.train.pretrain`` or a file of ``save_encoder``.
+        ``exp/<run>`` of ``masr.train.pretrain``, a file of ``save_encoder``, or a folder of
+        ``masr.hub.save_pretrained`` (an ``embed`` model).
     layer : int or None
-        Encoder blocks to run (None: all).
+        Encoder blocks to run (None: all; for a packed folder, its own ``layer``).
     fbank : masr.features.fbank.FbankConfig or None
+        None: a packed folder's own options, else ``FbankConfig()``.
     """
 
     def __init__(self, source, layer=None, fbank=None, device="cpu"):
+        from masr import hub
         from masr.downstream.pretrained import load_encoder
 
         self.device = torch.device(device)
-        self.encoder = load_encoder(source).to(self.device)
+        self.spec = None
+        if os.path.isdir(source) and hub.is_packed(source):  # masr.hub: its layer and filterbanks by default
+            encoder, self.spec = hub.load_model(source)
+            if self.spec["task"] != "embed":
+                raise ValueError(f"{source}: a '{self.spec['task']}' model, not an encoder ('embed') model")
+            layer = self.spec["layer"] if layer is None else layer
+            fbank = fbank or FbankConfig(**self.spec["fbank"])
+        else:
+            encoder = load_encoder(source)
+        self.encoder = encoder.to(self.device)
         self.layer, self.fbank = layer, fbank or FbankConfig()
         dim = self.encoder.cmvn.mean.numel()
         if dim != self.fbank.num_mel_bins:
@@ -156,9 +178,10 @@ def _inputs(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, what in (("langid", "a fine-tuned LangID model folder"), ("asr", "a fine-tuned ASR model folder"),
-                       ("embed", "an encoder file (data: read as tensors) or a pretraining run folder "
-                                 "(its config.yaml is HyperPyYAML, i.e. code: only your own runs)")):
+    for name, what in (("langid", "a fine-tuned LangID model folder, or its packed folder (masr.hub)"),
+                       ("asr", "a fine-tuned ASR model folder, or its packed folder (masr.hub)"),
+                       ("embed", "a packed encoder folder (masr.hub) or encoder file (data: read as tensors), or a "
+                                 "pretraining run folder (its config.yaml is HyperPyYAML, i.e. code: only your own runs)")):
         p = sub.add_parser(name)
         p.add_argument("--model", required=True, help=what)
         p.add_argument("--wav-scp", help="a Kaldi wav.scp instead of audio files")
@@ -168,7 +191,8 @@ def main(argv=None):
             p.add_argument("--topk", type=int, default=1)
         if name == "embed":
             p.add_argument("--layer", type=int, default=None)
-            p.add_argument("--fbank-config", help="filterbank options (YAML); default: 80 bins, 16 kHz")
+            p.add_argument("--fbank-config", help="filterbank options (YAML); default: a packed folder's own, "
+                                                  "else 80 bins, 16 kHz")
             p.add_argument("--out", help="write <out>.ark/<out>.scp (kaldiio) instead of printing")
     args = parser.parse_args(argv)
     try:

@@ -7,7 +7,7 @@ name="${1:-}"
 [[ "$name" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || { echo "usage: $0 NAME (letters, digits, _ . -)" >&2; exit 2; }
 dest="$root/egs/$name"
 [ -e "$dest" ] && { echo "$0: $dest exists" >&2; exit 1; }
-cp -r "$root/egs/TEMPLATE" "$dest"
+cp -rL "$root/egs/TEMPLATE" "$dest"
 rm -rf "$dest"/{data,dump,exp}
 sed -i "s/^title: .*/title: \"$name: spoken language identification\"/" "$dest/conf/report.yaml"
 echo "egs/$name: set CORPUS_WAVS or CORPUS_KALDI and run egs/$name/run.sh (see egs/$name/README.md)"
