@@ -45,7 +45,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 
@@ -308,14 +307,13 @@ def from_pretrained(path_or_repo_id, revision=None, cache_dir=None, endpoint=Non
 
 def git_commit():
     """The commit of the masr checkout this code runs from, or None (not a checkout, no git)."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=os.path.dirname(os.path.abspath(__file__)),
-                             capture_output=True, text=True, timeout=30, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=os.path.dirname(os.path.abspath(__file__)),
-                               capture_output=True, text=True, timeout=30, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
+    import masr
+    from masr.utils.envlog import git_state
+
+    sha, dirty = git_state(os.path.dirname(os.path.dirname(os.path.abspath(masr.__file__))))
+    if sha == "unknown":
         return None
-    return f"{out} (with uncommitted changes)" if dirty else out or None
+    return f"{sha} (with uncommitted changes)" if dirty.startswith("yes") else sha
 
 
 def _step(checkpoint):

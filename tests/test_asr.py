@@ -9,9 +9,10 @@ import torch
 
 from masr.data.dataset import FeatsDataset, collate_feats
 from masr.downstream import asr, finetune
-from masr.downstream.asr import (BLANK, CTCDataset, CTCTokenizer, cer, collapse, ctc_greedy, ctc_loss,
-                                 ctc_prefix_beam_search, min_ctc_frames, prepare_tokenizer, score, train_tokenizer)
-from masr.metrics import wer
+from masr.downstream.asr import (BLANK, CTCBeamDecoder, CTCDataset, CTCTokenizer, cer, collapse, ctc_greedy,
+                                 ctc_loss, ctc_prefix_beam_search, min_ctc_frames, prepare_tokenizer, score,
+                                 train_tokenizer)
+from masr.metrics import edit_distance, wer
 from tests.helpers.dumps import make_dump_dir
 from tests.helpers.runs import make_pretrain_run
 
@@ -113,9 +114,123 @@ def test_prefix_beam_search_finds_a_better_labelling_than_greedy():
     assert max(totals, key=totals.get) == (1,)
 
 
+#: The project's own prefix beam search (before SpeechBrain's) on log_softmax(4 * randn(60, 8)) of
+#: torch.Generator().manual_seed(0), beam 4 (beam 2 gave the greedy hypothesis, less probable).
+TODAYS_BEAM_SEED0 = [4, 5, 7, 5, 6, 5, 2, 3, 5, 6, 1, 6, 4, 2, 6, 7, 3, 7, 3, 6, 2, 7, 4, 1, 6, 4, 6, 4, 7, 1, 4, 3,
+                     4, 6, 1, 6, 5, 3, 5, 2, 1, 6, 3, 6, 4, 5, 3, 6]
+
+
+def _log_p(log_probs, ids):
+    """log P(labelling) under CTC (the forward algorithm of torch's ctc_loss)."""
+    if not ids:
+        return float(log_probs[:, BLANK].sum())
+    return -float(torch.nn.functional.ctc_loss(log_probs[:, None], torch.tensor([ids]), torch.tensor([len(log_probs)]),
+                                               torch.tensor([len(ids)]), reduction="sum"))
+
+
+def test_library_beam_search_gives_todays_hypotheses_on_a_fixed_case():
+    lp = [torch.log_softmax(torch.randn(60, 8, generator=torch.Generator().manual_seed(s)) * 4, -1) for s in range(3)]
+    assert ctc_prefix_beam_search(lp[0], beam_size=4) == TODAYS_BEAM_SEED0
+    assert ctc_greedy(lp[0]) != TODAYS_BEAM_SEED0  # the case is one where the beam matters
+    # beam 2: today's search kept the greedy hypothesis; the library's finds the beam-4 one, more probable
+    assert ctc_prefix_beam_search(lp[0], beam_size=2) == TODAYS_BEAM_SEED0
+    assert _log_p(lp[0], TODAYS_BEAM_SEED0) > _log_p(lp[0], ctc_greedy(lp[0]))
+    for x in lp[1:]:  # seeds 1 and 2: today's beam 2 and 4 hypotheses were the greedy ones
+        for beam in (2, 4):
+            assert ctc_prefix_beam_search(x, beam_size=beam) == ctc_greedy(x)
+    # with a length: the padding frames are not decoded
+    padded = torch.cat([lp[0], torch.log_softmax(torch.randn(7, 8) * 4, -1)])
+    assert CTCBeamDecoder(8, beam_size=4).best_ids(padded, length=60) == TODAYS_BEAM_SEED0
+
+
+def test_decode_batch_beam_detokenises_like_greedy(tmp_path):
+    train_tokenizer(MULTILINGUAL, str(tmp_path / "tok"), vocab_size=80, model_type="unigram")
+    tok = CTCTokenizer(str(tmp_path / "tok" / "sp.model"))
+    texts = ["dan dobar", "добар дан хвала"]
+    paths = [[0] + [x for i in tok.encode(t) for x in (i, i, 0)] for t in texts]
+    length = max(map(len, paths))
+    logits = torch.stack([torch.nn.functional.one_hot(torch.tensor(p + [0] * (length - len(p))), tok.num_outputs)
+                          for p in paths]).float() * 6
+    lengths = torch.tensor([len(p) for p in paths])
+    assert asr.decode_batch(logits, lengths, tok, beam_size=1) == texts
+    assert asr.decode_batch(logits, lengths, tok, beam_size=3) == texts
+
+
+def test_language_model_path_is_checked_not_faked(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        asr.check_lm(str(tmp_path / "missing.arpa"))
+    with pytest.raises(ValueError, match="beam_size > 1"):
+        asr.check_config({"lm": str(tmp_path / "lm.arpa"), "beam_size": 1})
+    asr.check_config({"lm": None, "beam_size": 4})
+    arpa = tmp_path / "lm.arpa"
+    arpa.write_text("\\data\\\nngram 1=1\n\n\\1-grams:\n-1.0\t<unk>\n\n\\end\\\n")
+    try:
+        import kenlm  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="kenlm.*pip install"):
+            asr.check_config({"lm": str(arpa), "beam_size": 4})
+        with pytest.raises(ImportError, match="kenlm"):
+            CTCBeamDecoder(5, beam_size=4, lm=str(arpa))
+    else:  # pragma: no cover - kenlm is not a dependency of the project
+        asr.check_config({"lm": str(arpa), "beam_size": 4})
+
+
 # --------------------------------------------------------------------------------------------------
 # metrics
 # --------------------------------------------------------------------------------------------------
+
+def _todays_rates(refs, hyps):
+    """WER and CER as the project computed them before SpeechBrain's ErrorRateStats: masr.metrics.edit_distance
+    of each pair, summed."""
+    w = [edit_distance(r.split(), h.split()) for r, h in zip(refs, hyps)]
+    c = [edit_distance(list(r.replace(" ", "")), list(h.replace(" ", ""))) for r, h in zip(refs, hyps)]
+    return (sum(x["errors"] for x in w) / sum(x["ref_len"] for x in w),
+            sum(x["errors"] for x in c) / sum(x["ref_len"] for x in c))
+
+
+@pytest.mark.parametrize("refs,hyps", [
+    (["the cat sat", "on the mat", "ともかく"], ["the bat sat down", "on mat", "ともかくか"]),
+    (["a b c", "d e"], ["", "d e"]),  # an empty hypothesis: all deletions
+    (["", "a b"], ["x y", "a b"]),  # an empty reference: insertions, no word
+    (["", "a"], ["", ""]),
+    (["a b c d", "a b"], ["a x d e", "b a"]),  # tied alignments
+    (["добар дан хвала", "한다면 그러 회의"], ["добар дан", "한다면그러 회의 회"]),
+])
+def test_wer_and_cer_agree_with_todays_numbers(refs, hyps):
+    todays_wer, todays_cer = _todays_rates(refs, hyps)
+    assert wer(refs, hyps)["wer"] == todays_wer  # same integer counts, same division: exactly equal
+    assert cer(refs, hyps)["cer"] == todays_cer
+
+
+def test_wer_and_cer_agree_with_todays_numbers_on_random_cases():
+    import random
+
+    rng = random.Random(0)
+    words = ["a", "b", "ab", "ba", "c"]
+    for _ in range(200):
+        refs = [" ".join(rng.choice(words) for _ in range(rng.randint(0, 6))) for _ in range(4)]
+        hyps = [" ".join(rng.choice(words) for _ in range(rng.randint(0, 6))) for _ in range(4)]
+        if not any(r.split() for r in refs):
+            continue
+        assert (wer(refs, hyps)["wer"], cer(refs, hyps)["cer"]) == _todays_rates(refs, hyps)
+
+
+def test_score_writes_per_utterance_alignments(tmp_path):
+    refs = {"u2": "p q", "u1": "x y z", "u3": ""}
+    hyps = {"u2": "p r", "u1": "", "u3": "w"}
+    langs = {"u1": "aaa", "u2": "bbb", "u3": "bbb"}
+    out = score(refs, hyps, langs, details_dir=str(tmp_path), set_name="test")
+    assert out == score(refs, hyps, langs)  # writing the details changes no number
+    assert out["overall"]["wer"] == pytest.approx(5 / 5) and out["overall"]["cer"] == pytest.approx(5 / 5)
+    wer_text = (tmp_path / "wer_details.test.txt").read_text()
+    cer_text = (tmp_path / "cer_details.test.txt").read_text()
+    assert wer_text.startswith("%WER 100.00 [ 5 / 5, 1 ins, 3 del, 1 sub ]")
+    assert cer_text.startswith("%WER 100.00 [ 5 / 5, 1 ins, 3 del, 1 sub ]")  # SpeechBrain's header says WER
+    assert [line.split(",")[0] for line in wer_text.splitlines() if line.startswith("u")] == ["u1", "u2", "u3"]
+    assert "p ; q\n= ; S\np ; r\n" in wer_text  # reference, operations, hypothesis
+    assert "  x   ;   y   ;   z  \n  D   ;   D   ;   D  \n" in wer_text
+
+
 
 def test_wer_and_cer_hand_computed():
     refs = ["the cat sat", "on the mat", "ともかく"]
@@ -239,6 +354,8 @@ def test_two_step_run_writes_results_and_a_loadable_model(recipe, capsys):
     lines = (exp / "hypotheses.tsv").read_text().splitlines()
     assert lines[0] == "utt\tlang\treference\thypothesis" and len(lines) == 7
     assert (exp / "per_language.tsv").read_text().startswith("language\t")
+    assert (exp / "wer_details.test.txt").read_text().startswith("%WER ")
+    assert (exp / "cer_details.test.txt").read_text().startswith("%WER ")
     assert (exp / "selection.tsv").read_text().count("*") == 1
 
     model, spec = finetune.load_finetuned(str(exp))
@@ -250,6 +367,11 @@ def test_two_step_run_writes_results_and_a_loadable_model(recipe, capsys):
     logits, lengths = model(batch["feats"], batch["lengths"])
     tok = CTCTokenizer(str(exp / "tokenizer" / "sp.model"))
     assert hyps == [tok.decode(ctc_greedy(x, n)) for x, n in zip(logits, lengths.tolist())]
+    capsys.readouterr()
+    every = asr.transcribe_dir(model, tok, dumps["test"], progress=True)  # the test-set bar, forced
+    assert "decoding test" in capsys.readouterr().err and len(every) == 6
+    asr.transcribe_dir(model, tok, dumps["test"], progress=asr.from_config({"progress": False}))
+    assert "decoding" not in capsys.readouterr().err
     # a head that always says the first piece of "dan": one output per utterance (repeats collapse)
     piece = tok.encode("dan")[0]
     with torch.no_grad():

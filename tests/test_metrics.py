@@ -223,3 +223,61 @@ def test_input_types_agree(convert):
     assert langid_eer(scores, convert([0, 1, 1])) == pytest.approx(1 / 3)
     assert langid_eer(scores, convert([0, 1, 1]), pooling="average") == 0.0
     assert edit_distance(convert([1, 2, 3, 4]), convert([1, 5, 3, 4, 6]))["errors"] == 2
+
+
+# --------------------------------------------------------------------------------------------------
+# cross-checks against SpeechBrain
+# --------------------------------------------------------------------------------------------------
+
+def _sb_eer(scores, targets):
+    from speechbrain.utils.metric_stats import EER
+
+    s, t = torch.tensor(np.asarray(scores, dtype=np.float64)), torch.tensor(np.asarray(targets, dtype=bool))
+    return EER(s[t], s[~t])[0]
+
+
+def test_eer_agrees_with_speechbrain():
+    # exact crossings: both give the same EER
+    for scores, targets in (([0.9, 0.8, 0.7, 0.6], [1, 0, 1, 0]), ([0.9, 0.8, 0.2, 0.1], [1, 1, 0, 0]),
+                            ([0.9, 0.7, 0.6, 0.4, 0.3, 0.1], [1, 1, 0, 1, 0, 0])):
+        assert equal_error_rate(scores, targets)[0] == pytest.approx(_sb_eer(scores, targets))
+    # continuous scores: SpeechBrain takes (FAR + FRR) / 2 at the closest of its thresholds, masr interpolates
+    # the crossing; they differ by less than one trial's step
+    rng = np.random.default_rng(0)
+    targets = rng.random(300) < 0.2
+    scores = rng.normal(size=300) + targets
+    step = 1 / min(targets.sum(), (~targets).sum())
+    assert abs(equal_error_rate(scores, targets)[0] - _sb_eer(scores, targets)) < step
+    # pooled language-ID EER: the (utterance, language) cells as trials
+    m = rng.normal(size=(60, 4))
+    refs = rng.integers(0, 4, size=60)
+    m[np.arange(60), refs] += 1.5
+    cells = refs[:, None] == np.arange(4)[None]
+    assert abs(langid_eer(m, refs) - _sb_eer(m.reshape(-1), cells.reshape(-1))) < 1 / 60
+    scores, refs = [[0.9, 0.1], [0.6, 0.4], [0.3, 0.7]], [0, 1, 1]  # the hand-computed case above
+    cells = np.array(refs)[:, None] == np.arange(2)[None]
+    assert langid_eer(scores, refs) == pytest.approx(_sb_eer(np.ravel(scores), cells.reshape(-1)))
+
+
+def test_wer_totals_are_those_of_edit_distance():
+    import random
+
+    from masr.metrics import error_rate_stats
+
+    rng = random.Random(1)
+    for _ in range(300):
+        refs = [" ".join(rng.choice("abc") for _ in range(rng.randint(0, 7))) for _ in range(3)]
+        hyps = [" ".join(rng.choice("abc") for _ in range(rng.randint(0, 7))) for _ in range(3)]
+        if not any(r.split() for r in refs):
+            with pytest.raises(ValueError):
+                wer(refs, hyps)
+            continue
+        out = wer(refs, hyps)
+        eds = [edit_distance(r.split(), h.split()) for r, h in zip(refs, hyps)]
+        assert out["errors"] == sum(e["errors"] for e in eds) and out["words"] == sum(e["ref_len"] for e in eds)
+        assert out["substitutions"] + out["deletions"] + out["insertions"] == out["errors"]
+        assert out["wer"] == out["errors"] / out["words"]
+        chars, _ = error_rate_stats(refs, hyps, unit="char")
+        ced = [edit_distance(list(r.replace(" ", "")), list(h.replace(" ", ""))) for r, h in zip(refs, hyps)]
+        if any(e["ref_len"] for e in ced):
+            assert chars["errors"] == sum(e["errors"] for e in ced)

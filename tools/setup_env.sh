@@ -3,12 +3,20 @@
 # requirements have not changed since the last install), masr importable from this checkout,
 # and the `sox` binary (Debian package) used by wav.scp pipes of real corpora.
 #
-# Usage: tools/setup_env.sh        (PYTHON=/path/to/python3.11 to choose the interpreter)
+# Usage: tools/setup_env.sh          the runtime set (requirements.txt): what ./run.sh needs
+#        tools/setup_env.sh --dev    also the tests' and benchmarks' (requirements-dev.txt):
+#                                    what ./run.sh --test (tools/test.sh) needs
+#        PYTHON=/path/to/python3.11 to choose the interpreter of a new .venv
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
 python="${PYTHON:-python3}"
-stamp="$venv/.requirements.sha256"
+dev=false
+case "${1:-}" in
+  "") ;;
+  --dev) dev=true ;;
+  *) echo "usage: tools/setup_env.sh [--dev]" >&2; exit 2 ;;
+esac
 
 if [ ! -x "$venv/bin/python" ]; then
   "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
@@ -17,13 +25,36 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
 
-want="$(sha256sum "$root/requirements.txt" | cut -d' ' -f1)"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "setup_env: installing requirements.txt into $venv (first time: a few minutes, ~5 GB)"
-  "$venv/bin/python" -m pip install --disable-pip-version-check -q -r "$root/requirements.txt"
-  site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-  echo "$root" > "$site/masr-checkout.pth"       # `import masr` from this checkout
-  echo "$want" > "$stamp"
+# One stamp per lock: the sha256 of the files it installs (requirements-dev.txt includes
+# requirements.txt, so a change to either reinstalls the dev set; installing the dev set also
+# satisfies the runtime stamp).
+runtime_stamp="$venv/.requirements.sha256"
+dev_stamp="$venv/.requirements-dev.sha256"
+runtime_want="$(cat "$root/requirements.txt" | sha256sum | cut -d' ' -f1)"
+dev_want="$(cat "$root/requirements.txt" "$root/requirements-dev.txt" | sha256sum | cut -d' ' -f1)"
+install() {  # install <requirements file> <what>
+  echo "setup_env: installing $1 into $venv ($2)"
+  "$venv/bin/python" -m pip install --disable-pip-version-check -q -r "$root/$1"
+}
+if $dev; then
+  if [ "$(cat "$dev_stamp" 2>/dev/null)" != "$dev_want" ]; then
+    install requirements-dev.txt "the runtime set + tests and benchmarks; first time: a few minutes, ~5 GB"
+    echo "$dev_want" > "$dev_stamp"
+    echo "$runtime_want" > "$runtime_stamp"
+  fi
+elif [ "$(cat "$runtime_stamp" 2>/dev/null)" != "$runtime_want" ]; then
+  install requirements.txt "first time: a few minutes, ~5 GB"
+  echo "$runtime_want" > "$runtime_stamp"
+fi
+
+# `import masr` imports this checkout, written on every run (not only on install): a .venv
+# shared or symlinked between clones then imports the clone that last ran this script. Replaced
+# atomically, and only when it names another folder.
+site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+pth="$site/masr-checkout.pth"
+if [ "$(cat "$pth" 2>/dev/null)" != "$root" ]; then
+  [ -f "$pth" ] && echo "setup_env: $venv imported masr from $(cat "$pth"); now from $root" >&2
+  echo "$root" > "$pth.tmp.$$" && mv -f "$pth.tmp.$$" "$pth"
 fi
 
 if ! command -v sox >/dev/null 2>&1; then

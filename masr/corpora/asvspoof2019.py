@@ -30,6 +30,7 @@ from masr.audio import audio_info
 from masr.corpora.download import ManualDownloadError, corpus_main, require_manual
 from masr.data.datadir import write_data_dir
 from masr.utils.parallel import parallel_map
+from masr.utils.progress import progress
 
 #: The licence and download page.
 URL = PAGE = "https://datashare.ed.ac.uk/handle/10283/3336"
@@ -139,7 +140,9 @@ def prepare(data_root, out_dir, nj=1, parts=tuple(PARTS)):
         if not os.path.isfile(protocol_path(folder, part)):
             raise FileNotFoundError(f"{protocol_path(folder, part)}: protocol not found")
         trials = read_protocol(folder, part)
-        lengths = parallel_map(audio_info, [t.path for t in trials.values()], nj=nj, ordered=True)
+        paths = [t.path for t in trials.values()]
+        lengths = list(progress(parallel_map(audio_info, paths, nj=nj, ordered=True), total=len(paths),
+                                desc=f"asvspoof2019 {part} durations", unit="file"))
         files = {
             "wav.scp": {u: t.path for u, t in trials.items()},
             "utt2spk": {u: t.spk for u, t in trials.items()},

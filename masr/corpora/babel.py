@@ -45,6 +45,7 @@ import sys
 
 from masr.corpora.download import require_manual
 from masr.data.datadir import write_data_dir
+from masr.utils.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -180,9 +181,11 @@ def prepare(data_root, out_dir, splits=SPLITS, decoder=None):
     result = {}
     for split in splits:
         files = {"wav.scp": {}, "utt2spk": {}, "text": {}, "utt2lang": {}, "utt2dur": {}}
-        for pack in packs:
-            folder = os.path.join(pack, "conversational", split)
-            for trans in sorted(glob.glob(os.path.join(folder, "transcription", "*.txt"))):
+        folders = [os.path.join(pack, "conversational", split) for pack in packs]
+        transcripts = [(folder, trans) for folder in folders
+                       for trans in sorted(glob.glob(os.path.join(folder, "transcription", "*.txt")))]
+        with progress(transcripts, desc=f"babel {split}", unit="file", leave=False) as bar:
+            for folder, trans in bar:
                 side = os.path.splitext(os.path.basename(trans))[0]
                 audio = os.path.abspath(os.path.join(folder, "audio", f"{side}.sph"))
                 if not os.path.isfile(audio):

@@ -51,6 +51,7 @@ from masr.audio import audio_info
 from masr.corpora.download import require_manual
 from masr.data.datadir import write_data_dir
 from masr.utils.parallel import parallel_map
+from masr.utils.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -209,26 +210,27 @@ def prepare_locale(folder, locale, split, durations=None):
         raise FileNotFoundError(f"{path}: not found (Common Voice {locale} {split} split)")
     loc = _token(locale)
     records, clients = {}, {}
-    for lineno, row in read_tsv(path):
-        where = f"{path}:{lineno}"
-        client, clip = row["client_id"].strip(), row["path"].strip()
-        if not client or not clip or "/" in clip:
-            raise ValueError(f"{where}: empty client_id or a path that is empty or holds '/' ({clip!r})")
-        spk = f"{loc}-{_token(client[:SPEAKER_CHARS])}"
-        if clients.setdefault(spk, client) != client:
-            raise ValueError(f"{where}: client ids {clients[spk]} and {client} share the speaker id {spk}")
-        text = " ".join(row["sentence"].split())
-        if not text:
-            logger.warning("%s: no sentence; clip %s skipped", where, clip)
-            continue
-        audio = os.path.abspath(os.path.join(folder, "clips", clip))
-        if not os.path.isfile(audio):
-            raise FileNotFoundError(f"{where}: clip {audio} not found")
-        utt = f"{spk}-{_token(os.path.splitext(clip)[0])}"
-        if utt in records:
-            raise ValueError(f"{where}: clip {clip} already listed on line {records[utt][4]}")
-        gender = GENDERS.get(row.get("gender", "").strip().lower())
-        records[utt] = (audio, spk, text, gender, lineno, (durations or {}).get(clip))
+    with progress(read_tsv(path), desc=f"commonvoice {locale} {split}", unit="utt", leave=False) as rows:
+        for lineno, row in rows:
+            where = f"{path}:{lineno}"
+            client, clip = row["client_id"].strip(), row["path"].strip()
+            if not client or not clip or "/" in clip:
+                raise ValueError(f"{where}: empty client_id or a path that is empty or holds '/' ({clip!r})")
+            spk = f"{loc}-{_token(client[:SPEAKER_CHARS])}"
+            if clients.setdefault(spk, client) != client:
+                raise ValueError(f"{where}: client ids {clients[spk]} and {client} share the speaker id {spk}")
+            text = " ".join(row["sentence"].split())
+            if not text:
+                logger.warning("%s: no sentence; clip %s skipped", where, clip)
+                continue
+            audio = os.path.abspath(os.path.join(folder, "clips", clip))
+            if not os.path.isfile(audio):
+                raise FileNotFoundError(f"{where}: clip {audio} not found")
+            utt = f"{spk}-{_token(os.path.splitext(clip)[0])}"
+            if utt in records:
+                raise ValueError(f"{where}: clip {clip} already listed on line {records[utt][4]}")
+            gender = GENDERS.get(row.get("gender", "").strip().lower())
+            records[utt] = (audio, spk, text, gender, lineno, (durations or {}).get(clip))
     return records
 
 
@@ -262,8 +264,9 @@ def prepare(data_root, out_dir, locales, splits=SPLITS, version=None, nj=1):
             continue
         missing = [u for u, r in records.items() if r[5] is None]
         durs = {u: r[5] for u, r in records.items()}
-        for u, (frames, sr) in zip(missing, parallel_map(audio_info, [records[u][0] for u in missing], nj=nj,
-                                                          ordered=True)):
+        lengths = progress(parallel_map(audio_info, [records[u][0] for u in missing], nj=nj, ordered=True),
+                           total=len(missing), desc=f"commonvoice {split} durations", unit="file")
+        for u, (frames, sr) in zip(missing, list(lengths)):
             durs[u] = frames / sr
         files = {
             "wav.scp": {u: wav_entry(r[0], use_soundfile) for u, r in records.items()},

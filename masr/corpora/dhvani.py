@@ -55,6 +55,7 @@ from masr.audio import audio_info
 from masr.corpora.download import require_manual
 from masr.data.datadir import write_data_dir
 from masr.utils.parallel import parallel_map
+from masr.utils.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +230,9 @@ def prepare(data_root, out_dir, nj=1):
     """
     folder = locate(data_root)
     recordings = scan(folder)
-    lengths = parallel_map(audio_info, [r[0] for r in recordings.values()], nj=nj, ordered=True)
+    paths = [r[0] for r in recordings.values()]
+    lengths = list(progress(parallel_map(audio_info, paths, nj=nj, ordered=True), total=len(paths),
+                            desc="dhvani durations", unit="file"))
     result = {}
     by_split = collections.defaultdict(dict)
     for (utt, rec), (frames, sr) in zip(recordings.items(), lengths):

@@ -25,6 +25,7 @@ from masr.corpora.download import corpus_main, safe_extract
 from masr.corpora.download import download as fetch
 from masr.data.datadir import write_data_dir
 from masr.utils.parallel import parallel_map
+from masr.utils.progress import progress
 
 URL = "http://emodb.bilderbar.info/download/download.zip"
 
@@ -143,7 +144,9 @@ def prepare(data_root, out_dir, nj=1):
         utts[f"spk{spk}-{name[:-len(ext)]}"] = Recording(path, spk, text, emotion)
     if not utts:
         raise FileNotFoundError(f"{folder}: no {ext} files")
-    lengths = parallel_map(audio_info, [r.path for r in utts.values()], nj=nj, ordered=True)
+    paths = [r.path for r in utts.values()]
+    lengths = list(progress(parallel_map(audio_info, paths, nj=nj, ordered=True), total=len(paths),
+                            desc="emodb durations", unit="file"))
     files = {
         "wav.scp": {utt: r.path for utt, r in utts.items()},
         "utt2spk": {utt: f"spk{r.spk}" for utt, r in utts.items()},

@@ -31,6 +31,7 @@ from masr.corpora.download import corpus_main, safe_extract
 from masr.corpora.download import download as fetch
 from masr.data.datadir import write_data_dir
 from masr.utils.parallel import parallel_map
+from masr.utils.progress import progress
 
 URL = "https://github.com/karolpiczak/ESC-50/archive/master.zip"
 
@@ -153,7 +154,9 @@ def prepare(data_root, out_dir, nj=1, human_dir=None):
     """
     folder = locate(data_root)
     clips = read_meta(folder)
-    lengths = parallel_map(audio_info, [c.path for c in clips.values()], nj=nj, ordered=True)
+    paths = [c.path for c in clips.values()]
+    lengths = list(progress(parallel_map(audio_info, paths, nj=nj, ordered=True), total=len(paths),
+                            desc="esc50 durations", unit="file"))
     durations = {u: f"{frames / sr:.3f}" for u, (frames, sr) in zip(clips, lengths)}
     files = _files(clips, durations)
     write_data_dir(out_dir, files)

@@ -70,6 +70,7 @@ from masr.corpora.download import download as fetch
 from masr.corpora.download import safe_extract
 from masr.data.datadir import write_data_dir
 from masr.utils.parallel import parallel_map
+from masr.utils.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -451,7 +452,8 @@ def prepare(data_root, out_dir, locales=None, splits=SPLITS, nj=1, extract=True)
             if archive is not None:
                 jobs.append((archive, os.path.dirname(wavs)))
             sources.append((locale, split, tsv, wavs))
-    for archive in parallel_map(_unpack, jobs, nj=min(nj, len(jobs)), chunksize=1):
+    for archive in progress(parallel_map(_unpack, jobs, nj=min(nj, len(jobs)), chunksize=1), total=len(jobs),
+                            desc="fleurs unpacking", unit="archive"):
         logger.info("%s: unpacked", archive)
 
     result = {}
@@ -462,35 +464,36 @@ def prepare(data_root, out_dir, locales=None, splits=SPLITS, nj=1, extract=True)
             if tsv_split != split:
                 continue
             code = LOCALES[locale].uriel
-            for lineno, row in read_tsv(tsv, locale):
-                where = f"{tsv}:{lineno}"
-                utt = row["utt"]
-                if utt in seen:
-                    first, first_row = seen[utt]
-                    if first_row != row:
-                        raise ValueError(f"{where}: file_name '{row['file_name']}' already listed on line "
-                                         f"{first} with other content")
-                    logger.warning("%s: repeats line %d; kept once", where, first)
-                    continue
-                seen[utt] = (lineno, row)
-                path = os.path.join(wavs, row["file_name"])
-                if not os.path.isfile(path):
-                    flat = os.path.join(os.path.dirname(wavs), row["file_name"])  # archive without <split>/
-                    if not os.path.isfile(flat):
-                        raise FileNotFoundError(f"{where}: audio file {path} listed here not found")
-                    path = flat
-                text = row["transcription"] or row["raw_transcription"]
-                if not text:
-                    logger.warning("%s: no transcription; utterance %s skipped", where, utt)
-                    skipped += 1
-                    continue
-                files["wav.scp"][utt] = os.path.abspath(path)
-                files["utt2spk"][utt] = utt
-                files["text"][utt] = text
-                files["utt2dur"][utt] = f"{row['num_samples'] / SAMPLE_RATE:.3f}"
-                files["utt2lang"][utt] = code
-                files["utt2locale"][utt] = locale
-                genders[utt] = row["gender"]
+            with progress(read_tsv(tsv, locale), desc=f"fleurs {locale} {split}", unit="utt", leave=False) as rows:
+                for lineno, row in rows:
+                    where = f"{tsv}:{lineno}"
+                    utt = row["utt"]
+                    if utt in seen:
+                        first, first_row = seen[utt]
+                        if first_row != row:
+                            raise ValueError(f"{where}: file_name '{row['file_name']}' already listed on line "
+                                             f"{first} with other content")
+                        logger.warning("%s: repeats line %d; kept once", where, first)
+                        continue
+                    seen[utt] = (lineno, row)
+                    path = os.path.join(wavs, row["file_name"])
+                    if not os.path.isfile(path):
+                        flat = os.path.join(os.path.dirname(wavs), row["file_name"])  # archive without <split>/
+                        if not os.path.isfile(flat):
+                            raise FileNotFoundError(f"{where}: audio file {path} listed here not found")
+                        path = flat
+                    text = row["transcription"] or row["raw_transcription"]
+                    if not text:
+                        logger.warning("%s: no transcription; utterance %s skipped", where, utt)
+                        skipped += 1
+                        continue
+                    files["wav.scp"][utt] = os.path.abspath(path)
+                    files["utt2spk"][utt] = utt
+                    files["text"][utt] = text
+                    files["utt2dur"][utt] = f"{row['num_samples'] / SAMPLE_RATE:.3f}"
+                    files["utt2lang"][utt] = code
+                    files["utt2locale"][utt] = locale
+                    genders[utt] = row["gender"]
         if not files["wav.scp"]:
             raise ValueError(f"FLEURS {split}: no utterances for locale(s) {' '.join(locales)}")
         other = sum(g is None for g in genders.values())

@@ -30,6 +30,7 @@ from masr.corpora.download import corpus_main, safe_extract
 from masr.corpora.download import download as fetch
 from masr.data.datadir import write_data_dir
 from masr.utils.parallel import parallel_map
+from masr.utils.progress import progress
 
 #: The pinned upstream release (6 speakers, 3,000 recordings).
 VERSION = "1.0.10"
@@ -172,7 +173,9 @@ def prepare(data_root, out_dir, nj=1):
         if str(info.get("gender")).lower() not in GENDERS or str(info.get("language")).lower() not in LANGUAGES:
             raise ValueError(f"{folder}: speaker metadata of '{spk}': unknown gender or language in {info}")
 
-    lengths = parallel_map(audio_info, [r.path for r in utts.values()], nj=nj, ordered=True)
+    paths = [r.path for r in utts.values()]
+    lengths = list(progress(parallel_map(audio_info, paths, nj=nj, ordered=True), total=len(paths),
+                            desc="fsdd durations", unit="file"))
     files = {
         "wav.scp": {utt: r.path for utt, r in utts.items()},
         "utt2spk": {utt: r.spk for utt, r in utts.items()},

@@ -33,6 +33,7 @@ from masr.audio import audio_info
 from masr.corpora.download import ManualDownloadError, corpus_main, require_manual
 from masr.data.datadir import write_data_dir
 from masr.utils.parallel import parallel_map
+from masr.utils.progress import progress
 
 #: The licence page.
 URL = PAGE = "https://sail.usc.edu/iemocap/"
@@ -135,7 +136,9 @@ def prepare(data_root, out_dir, nj=1):
                 utts[utt] = Utterance(wav, spk, ses, gender.lower(), EMOTIONS[emotion])
     if not utts:
         raise ValueError(f"{folder}: no utterance of the 4 classes")
-    lengths = parallel_map(audio_info, [u.path for u in utts.values()], nj=nj, ordered=True)
+    paths = [u.path for u in utts.values()]
+    lengths = list(progress(parallel_map(audio_info, paths, nj=nj, ordered=True), total=len(paths),
+                            desc="iemocap durations", unit="file"))
     files = {
         "wav.scp": {u: r.path for u, r in utts.items()},
         "utt2spk": {u: r.spk for u, r in utts.items()},

@@ -27,6 +27,7 @@ from masr.audio import audio_info
 from masr.corpora.download import corpus_main, require_manual
 from masr.data.datadir import write_data_dir
 from masr.utils.parallel import parallel_map
+from masr.utils.progress import progress
 
 #: Where the data is requested.
 URL = PAGE = "http://www.compare.openaudio.eu/"
@@ -106,7 +107,9 @@ def prepare(data_root, out_dir, nj=1):
             utts[utt] = (wav, label, SUBSETS[part])
     if not utts:
         raise ValueError(f"{path}: no labelled train or devel file")
-    lengths = parallel_map(audio_info, [u[0] for u in utts.values()], nj=nj, ordered=True)
+    paths = [u[0] for u in utts.values()]
+    lengths = list(progress(parallel_map(audio_info, paths, nj=nj, ordered=True), total=len(paths),
+                            desc="mask durations", unit="file"))
     files = {
         "wav.scp": {u: r[0] for u, r in utts.items()},
         "utt2spk": {u: u for u in utts},

@@ -37,6 +37,7 @@ from masr.data.datadir import write_data_dir
 from masr.utils.config import make_parser, parse_arguments
 from masr.utils.fileio import atomic_open
 from masr.utils.parallel import parallel_map
+from masr.utils.progress import from_config, progress
 
 SPLITS = ("pretrain", "train", "dev", "test")
 
@@ -232,10 +233,15 @@ def _synthesize_one(utt, db, sample_rate):
     return utt.utt, len(wav) / sample_rate
 
 
-def synthesize(utterances, db, sample_rate, nj=1):
-    """Write every utterance's audio, ``nj`` processes in parallel; returns utt -> seconds."""
+def synthesize(utterances, db, sample_rate, nj=1, show_progress=None):
+    """Write every utterance's audio, ``nj`` processes in parallel; returns utt -> seconds.
+
+    ``show_progress``: a bar of the utterances written, None on a terminal (rank 0), True forced,
+    False off (:func:`masr.utils.progress.progress`).
+    """
     work = functools.partial(_synthesize_one, db=db, sample_rate=sample_rate)
-    return dict(parallel_map(work, utterances, nj=nj))
+    return dict(progress(parallel_map(work, utterances, nj=nj), total=len(utterances), desc="mini synthesis",
+                         unit="utt", enabled=show_progress))
 
 
 def write_splits(utterances, durations, db, data):
@@ -265,7 +271,7 @@ def build_corpus(config, db, data, nj=1):
     """Plan, synthesize and write the whole corpus; returns a summary dict."""
     start = time.time()
     utterances = plan_corpus(config)
-    durations = synthesize(utterances, db, config["sample_rate"], nj=nj)
+    durations = synthesize(utterances, db, config["sample_rate"], nj=nj, show_progress=from_config(config))
     write_splits(utterances, durations, db, data)
     return {
         "utterances": len(utterances),

@@ -55,6 +55,7 @@ from masr.corpora.download import safe_extract
 from masr.corpora.download import download as fetch
 from masr.utils.fileio import atomic_open
 from masr.utils.parallel import parallel_map
+from masr.utils.progress import progress
 
 PAGE = "https://www.openslr.org/94/"
 BASE_URL = "https://dl.fbaipublicfiles.com/mls"
@@ -356,18 +357,21 @@ def prepare_split(folder, codec, language, split, nj=1, max_utts=None, limited=N
         opus_decoder = opus_decoder or default_opus_decoder()
     audio = os.path.abspath(os.path.join(split_dir, "audio"))
     records, paths = [], []
-    for mls_utt, (lineno, text) in transcripts.items():
-        utt, spk = utt_id(mls_utt)
-        _, book, _ = mls_utt.split("_")
-        wav = os.path.join(audio, spk, book, f"{mls_utt}.{codec}")
-        if not os.path.isfile(wav):
-            raise FileNotFoundError(f"{path}:{lineno}: utterance '{mls_utt}': audio file {wav} not found")
-        entry = wav if codec == "flac" else opus_entry(wav, opus_decoder)
-        records.append([utt, spk, entry, text, LANGUAGES[code][1], durations.get(mls_utt)])
-        paths.append(wav)
+    with progress(transcripts.items(), desc=f"mls {code} {split}", unit="utt", leave=False) as items:
+        for mls_utt, (lineno, text) in items:
+            utt, spk = utt_id(mls_utt)
+            _, book, _ = mls_utt.split("_")
+            wav = os.path.join(audio, spk, book, f"{mls_utt}.{codec}")
+            if not os.path.isfile(wav):
+                raise FileNotFoundError(f"{path}:{lineno}: utterance '{mls_utt}': audio file {wav} not found")
+            entry = wav if codec == "flac" else opus_entry(wav, opus_decoder)
+            records.append([utt, spk, entry, text, LANGUAGES[code][1], durations.get(mls_utt)])
+            paths.append(wav)
     missing = [i for i, r in enumerate(records) if r[5] is None]
     if missing:
-        for i, dur in zip(missing, parallel_map(header_duration, [paths[i] for i in missing], nj=nj, ordered=True)):
+        durs = progress(parallel_map(header_duration, [paths[i] for i in missing], nj=nj, ordered=True),
+                        total=len(missing), desc=f"mls {code} {split} durations", unit="file")
+        for i, dur in zip(missing, list(durs)):
             records[i][5] = dur
     records.sort(key=lambda r: r[0])
     return records

@@ -37,6 +37,7 @@ from masr.audio import audio_info
 from masr.corpora.download import ManualDownloadError, corpus_main
 from masr.data.datadir import write_data_dir
 from masr.utils.parallel import parallel_map
+from masr.utils.progress import progress
 
 URL = "http://www.repository.voxforge1.org/downloads/"
 
@@ -177,7 +178,9 @@ def prepare(data_root, out_dir, nj=1):
             genders[spk] = read_gender(session_dir)
     if not utts:
         raise FileNotFoundError(f"{folder}: no VoxForge sessions")
-    lengths = parallel_map(audio_info, [u.path for u in utts.values()], nj=nj, ordered=True)
+    paths = [u.path for u in utts.values()]
+    lengths = list(progress(parallel_map(audio_info, paths, nj=nj, ordered=True), total=len(paths),
+                            desc="voxforge durations", unit="file"))
     files = {
         "wav.scp": {u: r.path for u, r in utts.items()},
         "utt2spk": {u: r.spk for u, r in utts.items()},

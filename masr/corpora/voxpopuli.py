@@ -48,6 +48,7 @@ from masr.corpora.download import download as fetch
 from masr.corpora.download import safe_extract
 from masr.data.datadir import write_data_dir
 from masr.utils.parallel import parallel_map
+from masr.utils.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +181,8 @@ def segment(root, languages=None, annotations=None, nj=1):
         jobs[src].append((os.path.join(out_dir, f"{event}_{seg}.ogg"), start, end))
     if missing:
         logger.info("%d annotated session(s) not downloaded, skipped", len(missing))
-    return sum(parallel_map(_cut, sorted(jobs.items()), nj=nj))
+    return sum(progress(parallel_map(_cut, sorted(jobs.items()), nj=nj), total=len(jobs),
+                        desc="voxpopuli segmenting", unit="session"))
 
 
 def prepare(data_root, out_dir, languages=None, nj=1):
@@ -197,7 +199,9 @@ def prepare(data_root, out_dir, languages=None, nj=1):
             records[utt] = os.path.abspath(path)
     if not records:
         raise FileNotFoundError(f"{folder}: no segments for {' '.join(languages)}")
-    lengths = parallel_map(audio_info, list(records.values()), nj=nj, ordered=True)
+    paths = list(records.values())
+    lengths = list(progress(parallel_map(audio_info, paths, nj=nj, ordered=True), total=len(paths),
+                            desc="voxpopuli durations", unit="file"))
     files = {
         "wav.scp": records,
         "utt2spk": {u: u for u in records},

@@ -29,6 +29,7 @@ from masr.train.checkpoint import list_checkpoints, load_checkpoint
 from masr.train.schedule import WarmupDecay
 from masr.train.trainer import Trainer
 from masr.utils.fileio import atomic_open
+from masr.utils.progress import progress
 
 
 class FineTuneModel(torch.nn.Module):
@@ -151,8 +152,10 @@ def pretrained_encoder(config):
 
 
 @torch.no_grad()
-def predict(model, dump_dir, batch_frames=20000, device=None, max_frames=None):
-    """Run ``model`` (in eval mode) over every utterance of a dump dir.
+def predict(model, dump_dir, batch_frames=20000, device=None, max_frames=None, show_progress=False, desc=None,
+            leave=True):
+    """Run ``model`` (in eval mode) over every utterance of a dump dir; ``show_progress``: a bar of
+    the utterances done (:func:`masr.utils.progress.progress`: None on a terminal, rank 0).
 
     Returns
     -------
@@ -166,11 +169,13 @@ def predict(model, dump_dir, batch_frames=20000, device=None, max_frames=None):
     was_training = model.training
     model.eval()
     out = {}
-    for indices in sampler:
-        batch = collate_feats([dataset[i] for i in indices])
-        logits, lengths = model(batch["feats"].to(device), batch["lengths"].to(device))
-        for utt, x, n in zip(batch["utt"], logits.float().cpu(), lengths.cpu().tolist()):
-            out[utt] = (x if model.pooled else x[:n], n)
+    with progress(total=len(dataset), desc=desc, unit="utt", enabled=show_progress, leave=leave) as bar:
+        for indices in sampler:
+            batch = collate_feats([dataset[i] for i in indices])
+            logits, lengths = model(batch["feats"].to(device), batch["lengths"].to(device))
+            for utt, x, n in zip(batch["utt"], logits.float().cpu(), lengths.cpu().tolist()):
+                out[utt] = (x if model.pooled else x[:n], n)
+            bar.update(len(indices))
     model.train(was_training)
     return [(utt, *out[utt]) for utt in sorted(out)]
 

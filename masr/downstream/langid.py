@@ -51,6 +51,7 @@ from masr.train.pretrain import (
 )
 from masr.utils.config import make_parser, parse_arguments
 from masr.utils.fileio import atomic_open
+from masr.utils.progress import from_config
 
 
 def data_id(mapping):
@@ -109,12 +110,14 @@ def split_by_overlap(references, predictions, seen):
     return out
 
 
-def evaluate(model, dump_dir, labels, seen, eer_pooling="pooled", batch_frames=20000, device=None):
+def evaluate(model, dump_dir, labels, seen, eer_pooling="pooled", batch_frames=20000, device=None,
+             show_progress=None):
     """Test-set results of a LangID model (the ``results.json`` fields, without run info), and the
     per-utterance predictions.
 
     Utterances whose language is not among ``labels`` (absent from the training set) are
-    refused: they could never be recognised, and the error names one of them.
+    refused: they could never be recognised, and the error names one of them. ``show_progress``:
+    a bar of the utterances predicted (:func:`masr.downstream.finetune.predict`).
     """
     refs_by_utt = DataDir(dump_dir).stream("lang")
     index = {lang: i for i, lang in enumerate(labels)}
@@ -122,7 +125,8 @@ def evaluate(model, dump_dir, labels, seen, eer_pooling="pooled", batch_frames=2
     if unknown:
         raise ValueError(f"{dump_dir}/utt2lang: {len(unknown)} utterances of languages absent from training "
                          f"(e.g. {unknown[0]}: '{refs_by_utt[unknown[0]]}')")
-    outputs = finetune.predict(model, dump_dir, batch_frames, device)
+    outputs = finetune.predict(model, dump_dir, batch_frames, device, show_progress=show_progress,
+                               desc=f"langid {os.path.basename(os.path.normpath(dump_dir))}")
     utts = [utt for utt, _, _ in outputs]
     scores = torch.log_softmax(torch.stack([x for _, x, _ in outputs]), dim=-1)
     refs = [refs_by_utt[u] for u in utts]
@@ -180,7 +184,7 @@ def init_head_by_linear_probe(trainer, config, index, device):
         return
     model = trainer._unwrapped()
     vectors = embed_dump_dir(model.encoder, config["train_dir"], model.layer, config.get("eval_batch_frames", 20000),
-                             device)
+                             device, show_progress=from_config(config) if trainer.rank == 0 else False)
     langs = DataDir(config["train_dir"]).stream("lang")
     utts = sorted(vectors)
     weight, bias = fit_logistic_regression(np.stack([vectors[u] for u in utts]),
@@ -225,8 +229,11 @@ def run(config, rank=0, world_size=1, device=None):
     frames = config.get("eval_batch_frames", 20000)
     dev_refs = DataDir(config["dev_dir"]).stream("lang")
 
+    show_progress = from_config(config)
+
     def dev_accuracy(m):
-        out = finetune.predict(m, config["dev_dir"], frames, device)
+        out = finetune.predict(m, config["dev_dir"], frames, device, show_progress=show_progress, desc="langid dev",
+                               leave=False)
         return accuracy([labels[int(x.argmax())] for _, x, _ in out], [dev_refs[u] for u, _, _ in out])
 
     scores = finetune.score_checkpoints(model, config["exp_dir"], dev_accuracy, device=device)
@@ -242,10 +249,10 @@ def run(config, rank=0, world_size=1, device=None):
             continue
         finetune.load_weights(model, best[1], device)
         evaluated[kind] = evaluate(model, config["test_dir"], labels, seen, config.get("eer_pooling", "pooled"),
-                                   frames, device)
+                                   frames, device, show_progress)
     finetune.load_weights(model, path, device)
     results, predictions = evaluate(model, config["test_dir"], labels, seen, config.get("eer_pooling", "pooled"),
-                                    frames, device)
+                                    frames, device, show_progress)
     kept = "linear_probe" if probe and step == 0 else "fine_tuned"
     evaluated[kept] = (results, predictions)
     # the linear probe (checkpoint 0) and the best fine-tuned checkpoint on dev, each on test

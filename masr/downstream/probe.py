@@ -41,21 +41,29 @@ from masr.data.sampler import DynamicBucketBatchSampler
 from masr.downstream.pretrained import load_encoder, newest_checkpoint, run_name
 from masr.utils.config import make_parser, parse_arguments
 from masr.utils.fileio import atomic_open
+from masr.utils.progress import from_config, progress
 
 
 # ---- embeddings ------------------------------------------------------------------------------
 @torch.no_grad()
-def embed_dump_dir(encoder, dump_dir, layer=None, batch_frames=30000, device=None):
-    """{utt: (D,) numpy float32} utterance embeddings h of every utterance of a dump dir."""
+def embed_dump_dir(encoder, dump_dir, layer=None, batch_frames=30000, device=None, show_progress=None):
+    """{utt: (D,) numpy float32} utterance embeddings h of every utterance of a dump dir.
+
+    ``show_progress``: a bar of the utterances embedded, None on a terminal (rank 0), True
+    forced, False off (:func:`masr.utils.progress.progress`).
+    """
     device = device or torch.device("cpu")
     dataset = FeatsDataset(dump_dir)
     encoder = encoder.to(device).eval()
     out = {}
-    for indices in DynamicBucketBatchSampler(dataset.num_frames, batch_frames, shuffle=False):
-        batch = collate_feats([dataset[i] for i in indices])
-        h = encoder.embed(batch["feats"].to(device), batch["lengths"].to(device), layer=layer)
-        for utt, vec in zip(batch["utt"], h.float().cpu().numpy()):
-            out[utt] = vec
+    with progress(total=len(dataset), desc=f"embedding {os.path.basename(os.path.normpath(dump_dir))}",
+                  unit="utt", enabled=show_progress) as bar:
+        for indices in DynamicBucketBatchSampler(dataset.num_frames, batch_frames, shuffle=False):
+            batch = collate_feats([dataset[i] for i in indices])
+            h = encoder.embed(batch["feats"].to(device), batch["lengths"].to(device), layer=layer)
+            for utt, vec in zip(batch["utt"], h.float().cpu().numpy()):
+                out[utt] = vec
+            bar.update(len(indices))
     return out
 
 
@@ -89,7 +97,8 @@ def load_embeddings(scp):
     return out
 
 
-def cached_embeddings(encoder, source, dump_dir, cache_dir, layer=None, batch_frames=30000, device=None):
+def cached_embeddings(encoder, source, dump_dir, cache_dir, layer=None, batch_frames=30000, device=None,
+                      show_progress=None):
     """Embeddings of a dump dir, computed once per (source, layer) and cached in ``cache_dir``
     (``embeddings.ark``/``.scp`` + ``meta.json``, replaced as a whole so a crash never leaves a
     half-written cache)."""
@@ -99,7 +108,7 @@ def cached_embeddings(encoder, source, dump_dir, cache_dir, layer=None, batch_fr
         with open(meta_file, encoding="utf-8") as f:
             if json.load(f) == meta:
                 return load_embeddings(os.path.join(cache_dir, "embeddings.scp"))
-    vectors = embed_dump_dir(encoder, dump_dir, layer, batch_frames, device)
+    vectors = embed_dump_dir(encoder, dump_dir, layer, batch_frames, device, show_progress)
     tmp = cache_dir.rstrip("/") + ".tmp"
     import shutil
 
@@ -317,7 +326,7 @@ def run(config, device=None):
     for name, dump_dir in config["datasets"].items():
         cache = os.path.join(config["exp_dir"], "embeddings", name)
         embeddings[name] = cached_embeddings(encoder, os.path.abspath(checkpoint), dump_dir, cache, layer,
-                                             config.get("batch_frames", 30000), device)
+                                             config.get("batch_frames", 30000), device, from_config(config))
     files = {}
 
     def read_file(dataset, name):

@@ -59,6 +59,9 @@ A failed extraction removes its staging folder and leaves the previous dump as i
 Two extractions into the same output at the same time are not supported (each would delete
 the other's staging folder).
 
+**Progress.** On a terminal (rank 0) a bar counts the utterances done, advanced as each job
+finishes; none in a log (:mod:`masr.utils.progress`), nor with ``progress: false`` in the config.
+
 Usage: ``python -m masr.features.extract conf/fbank.yaml --data data/train --out dump/train --nj 2 [--shard-utts N]``
 """
 
@@ -87,6 +90,7 @@ from masr.features.fbank import FbankConfig, compute_fbank, first_non_finite
 from masr.utils.config import make_parser, parse_arguments
 from masr.utils.fileio import fsync_dir, fsync_tree
 from masr.utils.parallel import parallel_map
+from masr.utils.progress import from_config, progress
 
 logger = logging.getLogger(__name__)
 
@@ -180,12 +184,20 @@ def _describe_job(job):
     return f"job {index + 1}: {shown} ({len(utts)} {span})"
 
 
-def _run_jobs(jobs, out_dir):
-    """The jobs' results, by job index; a dead worker becomes a FeatureError naming the unfinished jobs."""
+def _run_jobs(jobs, out_dir, show_progress=None):
+    """The jobs' results, by job index; a dead worker becomes a FeatureError naming the unfinished jobs.
+
+    The progress bar (:func:`masr.utils.progress.progress`, ``show_progress`` its ``enabled``)
+    counts utterances in this process, advancing by a job's utterances as the job finishes.
+    """
     results = {}
+    total = sum(len(entries) for _, arks, _, _ in jobs for _, _, entries in arks)
     try:
-        for result in parallel_map(_extract_job, jobs, nj=len(jobs), chunksize=1):
-            results[result[0]] = result
+        with progress(total=total, desc=f"features {os.path.basename(out_dir)}", unit="utt",
+                      enabled=show_progress) as bar:
+            for result in parallel_map(_extract_job, jobs, nj=len(jobs), chunksize=1):
+                results[result[0]] = result
+                bar.update(len(result[1]))
     except BrokenProcessPool as e:
         unfinished = [job for job in jobs if job[0] not in results]
         shown = "; ".join(_describe_job(job) for job in unfinished[:_JOBS_SHOWN])
@@ -372,7 +384,7 @@ def _output_path(data_dir, out_dir):
     return out_dir
 
 
-def extract_features(data_dir, out_dir, config, nj=1, shard_utts=0, shard_seed=0):
+def extract_features(data_dir, out_dir, config, nj=1, shard_utts=0, shard_seed=0, show_progress=None):
     """Compute filterbanks for every utterance of ``data_dir`` into ``out_dir``.
 
     Arguments
@@ -388,6 +400,9 @@ def extract_features(data_dir, out_dir, config, nj=1, shard_utts=0, shard_seed=0
         0: one ark per job, utterances in sorted order. N > 0: shards of N random utterances
         (``shard_seed``), listed in ``shards.tsv`` (see the module docstring).
     shard_seed : int
+    show_progress : bool or None
+        A progress bar of the utterances done, advanced as each job finishes: None on a terminal
+        (rank 0), True forced, False off (:func:`masr.utils.progress.progress`).
 
     Returns
     -------
@@ -442,7 +457,7 @@ def extract_features(data_dir, out_dir, config, nj=1, shard_utts=0, shard_seed=0
             parts = [[(*ark(f"feats.{j + 1}.ark"), part)]
                      for j, part in enumerate(split_evenly(sorted(wav_scp.items()), nj))]
         jobs = [(j, part, config, data.file("wav.scp")) for j, part in enumerate(parts)]
-        results = _run_jobs(jobs, out_dir)
+        results = _run_jobs(jobs, out_dir, show_progress)
         scp, num_frames, stats, shard_rows = {}, {}, CMVNStats(config.num_mel_bins), []
         for _, job_scp, job_frames, job_stats, _, rows in results:
             scp.update(job_scp)
@@ -484,6 +499,8 @@ def main(argv=None):
     parser.add_argument("--shard-utts", type=int, default=0,
                         help="write shards of N random utterances for multi-node training (default 0: one ark per job)")
     args, config = parse_arguments(parser, argv)
+    show_progress = from_config(config)   # ``progress: false`` in the config: no bar
+    config.pop("progress", None)
     fields = {f.name for f in dataclasses.fields(FbankConfig)}
     unknown = sorted(set(config) - fields)
     if unknown:
@@ -493,7 +510,8 @@ def main(argv=None):
     except ValueError as e:
         parser.error(str(e))
     try:
-        s = extract_features(args.data, args.out, FbankConfig(**config), nj=args.nj, shard_utts=args.shard_utts)
+        s = extract_features(args.data, args.out, FbankConfig(**config), nj=args.nj, shard_utts=args.shard_utts,
+                             show_progress=show_progress)
     except (DataDirError, FeatureError, OSError) as e:  # OSError: e.g. no space left, no permission
         print(f"error: {e}", file=sys.stderr)
         return 1

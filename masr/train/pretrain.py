@@ -37,6 +37,7 @@ from masr.train.lock import ExpDirLocked, exp_dir_lock
 from masr.train.schedule import WarmupDecay
 from masr.train.trainer import Trainer, TrainingError
 from masr.utils.config import make_parser, parse_arguments
+from masr.utils.envlog import write_env_log
 from masr.utils.fileio import atomic_open
 
 
@@ -258,8 +259,9 @@ def add_training_arguments(parser):
 def training_run(args, config, argv=None):
     """The frame of every training entry point (pretraining, LangID, ASR): pick the device
     (``--device auto``: CUDA if available), set the CPU threads (``cpu_threads``), join the DDP
-    group, (rank 0) lock the run folder against a second writer (:func:`masr.train.lock.exp_dir_lock`)
-    and keep the config with the run (:func:`save_run_config`, which raises
+    group, (rank 0) lock the run folder against a second writer (:func:`masr.train.lock.exp_dir_lock`),
+    write ``env.log`` (:func:`masr.utils.envlog.write_env_log`) and keep the config with the run
+    (:func:`save_run_config`, which raises
     :class:`RunConfigMismatch`); yields (rank, world size, device) and leaves the DDP group at
     the end, also on an error. ``--allow-inexact-resume`` reaches the trainer as the config's
     ``allow_inexact_resume``::
@@ -277,6 +279,7 @@ def training_run(args, config, argv=None):
             try:
                 held.enter_context(exp_dir_lock(config["exp_dir"]))
                 save_run_config(args.config, argv if argv is not None else sys.argv[1:], config["exp_dir"])
+                write_env_log(config["exp_dir"])   # versions, GPUs, git commit of this (re)start
             except (RunConfigMismatch, ExpDirLocked):
                 distributed.cleanup()
                 raise

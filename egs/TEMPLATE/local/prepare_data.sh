@@ -8,6 +8,7 @@ args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --nj|--data) v="${1#--}"; printf -v "$v" '%s' "$2"; shift 2 ;;
+    --help|-h) echo "Usage: $0 [--nj N] [--data DIR] (--wav-root DIR | --kaldi-dir DIR) [--split SPEC]"; exit 0 ;;
     *) args+=("$1"); shift ;;
   esac
 done
