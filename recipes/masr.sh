@@ -9,8 +9,9 @@ set -euo pipefail
 # ---- options (each can be given as --name value; see --help) -------------------------------
 stage=1                 # first stage to run
 stop_stage=100          # last stage to run
-nj=2                    # parallel jobs (processes)
+nj=2                    # parallel jobs (processes); under --cmd slurm: runs of stages 4-7 in flight
 gpus=                   # e.g. "0 1 2 3": runs of stages 4-7 go one per GPU (each sees only its own)
+cmd=local               # where runs of stages 2-7 execute: local, or "slurm [sbatch options]" (tools/cmd.sh)
 force=false             # true: rerun stages even when their stamp says they are done
 config=                 # (parse_options.sh: --config FILE sources option assignments)
 corpus=corpus           # name used in messages
@@ -41,7 +42,7 @@ langid_config=conf/langid.yaml
 langid_models="continue_bestrq continue_lasr continue_masr"   # runs in <model_exp> to fine-tune
 langid_sets="train dev test"   # dump dirs: train, select (dev), report (test)
 langid_pretrain_langs=  # utt2lang of the pretraining data: its languages are the overlapped (O) ones
-                        # (default: <dump>/<pretrain_set>/utt2lang)
+                        # (default: <dump>/<pretrain_set>/utt2lang, else <model_exp>/../dump/<pretrain_set>/utt2lang)
 langid_opts=
 asr_config=conf/asr.yaml
 asr_models="continue_bestrq continue_masr"
@@ -51,6 +52,8 @@ probe_config=conf/probe.yaml
 probe_models="continue_bestrq continue_lasr continue_masr"
 probe_opts=
 report_config=conf/report.yaml
+pack_models=            # stage 9: models to pack for sharing (python -m masr.hub pack): langid/<model>
+                        # or asr/<model> (fine-tuned, per seed), or <run> (an encoder of <model_exp>)
 
 print_help() { echo "Usage: $0 [options]
 
@@ -72,9 +75,17 @@ Stages:
   with seed S on its seed-S run; a single run (stage 3's, or another recipe's) is shared by all
   seeds, and only the fine-tuning seed varies.
   8  report     <exp>/RESULTS.md and <exp>/figures/*.png from the results of stages 5-7
+  9  pack       each --pack-models entry, per seed, as a Hugging Face Hub-style folder (config.json,
+                model.safetensors, model card) -> <exp>/packed/<task>-<model>-seed<S>/ (masr/hub.py)
   A stage whose list of configs or models is empty does nothing. Runs of stages 4-7 go
   --nj at a time (each with nproc/nj CPU threads), or one per GPU of --gpus; their logs:
   <exp>/log/<stage>/<run>.log.
+  Slurm (--cmd \"slurm OPTIONS\"): each run of stages 2-7 (the features of a split, a pretraining
+  config, a run of stages 4-7) is one batch job, \`sbatch --wait --job-name masr.<corpus>.<stage>.<run>
+  OPTIONS\`, its script and log in <exp>/log/<stage>/<run>.{sbatch,log} (stages 2-3: also in the
+  stage's log); a failed job fails its stage. --nj: runs of stages 4-7 in flight, and the processes
+  of each feature extraction (ask for them: --cpus-per-task); --gpus is not used (GPUs: --gres);
+  stages 4-7 use as many CPU threads as --cpus-per-task (default 1). Stages 1 and 8 run here.
 
 Options:
   --stage N             first stage to run (default: $stage)
@@ -82,10 +93,15 @@ Options:
   --nj N                parallel jobs (default: $nj)
   --gpus \"0 1 ...\"      runs of stages 4-7 one per GPU at a time, each seeing only its GPU
                         (default: none: --nj at a time, all on the default device)
+  --cmd S               local (default), or \"slurm --partition P --gres gpu:1 --time T ...\":
+                        each run of stages 2-7 is one Slurm job, with these sbatch options
   --force true|false    rerun stages already done (default: $force)
   --config FILE         a file of option assignments (e.g. nj=4), read where it appears
   --data DIR --dump DIR --exp DIR   output folders (default: $data $dump $exp)
   --splits \"A B ...\"    data dirs stage 1 produces (default: $splits)
+  Options that hold several words (--local-data-opts, --validate-opts, --launcher, --cmd,
+  --*-opts) are split like a command line: quote a value with spaces, e.g.
+  --masr-opts \"--valid_dir '/data/my dump/dev'\" or --local-data-opts \"--db '/data/my corpus'\".
   --local-data-opts S   extra options for $local_data (default: '$local_data_opts')
   --fbank-config FILE   filterbank config for stage 2 (default: $fbank_config)
   --shard-utts N        stage 2 writes shards of N random utterances, 0: one ark per job (default: $shard_utts)
@@ -104,6 +120,8 @@ Options:
   --model-exp DIR       where stages 5-7 find pretrained runs (default: the --exp folder)
   --langid-config F --langid-models \"A ...\" --langid-opts S --langid-sets \"TR DEV TEST\"
   --langid-pretrain-langs FILE   utt2lang of the pretraining data: O vs NO languages
+                        (default: <dump>/<pretrain-set>/utt2lang, else the one beside --model-exp)
+  --pack-models \"langid/M asr/M RUN ...\"   stage 9: what to pack (default: none)
                         (default: <dump>/<pretrain-set>/utt2lang)
   --asr-config F --asr-models \"A ...\" --asr-opts S --asr-sets \"TR DEV TEST\"
   --probe-config F --probe-models \"A ...\" --probe-opts S
@@ -123,6 +141,18 @@ done
 case "$force" in true|false) ;; *) echo "$0: --force must be true or false, got '$force'" >&2; exit 2 ;; esac
 [[ -z "$baseline_step" || "$baseline_step" =~ ^[0-9]+$ ]] ||
   { echo "$0: --baseline-step must be a step number, got '$baseline_step'" >&2; exit 2; }
+# Options of several words, as arrays (split like a command line: quotes keep spaces; no eval).
+for v in local_data_opts validate_opts pretrain_opts launcher masr_opts langid_opts asr_opts probe_opts; do
+  split_opts "${v}_a" "${!v}" "--${v//_/-}" || exit 2
+done
+[ ${#launcher_a[@]} -gt 0 ] || { echo "$0: --launcher must not be empty" >&2; exit 2; }
+# shellcheck disable=SC1091
+. "$root/tools/cmd.sh"
+cmd_init "$cmd" || exit 2
+if [ "$cmd_backend" = slurm ] && [ -n "${gpus// /}" ]; then
+  echo "$0: --gpus is for --cmd local; under Slurm a job gets its GPUs with --gres (e.g. --cmd \"slurm --gres gpu:1\")" >&2
+  exit 2
+fi
 # shellcheck disable=SC1091
 . "$root/tools/env.sh"
 
@@ -132,12 +162,17 @@ cores=$(nproc 2>/dev/null || echo 1)
 read -ra gpu_ids <<< "$gpus"
 slots=$(( ${#gpu_ids[@]} > 0 ? ${#gpu_ids[@]} : (nj > 0 ? nj : 1) ))   # runs of stages 4-7 at a time
 threads=$(( cores / slots > 0 ? cores / slots : 1 ))   # CPU threads of each parallel run
+[ "$cmd_backend" = slurm ] && threads=$(cmd_cpus)     # ... of each Slurm job: its --cpus-per-task
 
-# Parallel runs of stages 4-7 (tools/jobs.sh): add_job NAME COMMAND; run_stage_jobs STAGE runs them
-# --nj at a time (or one per GPU of --gpus), logging to <exp>/log/STAGE/NAME.log.
+# Parallel runs of stages 4-7 (tools/jobs.sh): add_cmd NAME ARG...; run_stage_jobs STAGE runs them
+# --nj at a time (or one per GPU of --gpus), logging to <exp>/log/STAGE/NAME.log; under --cmd slurm
+# each is a Slurm job named masr.<corpus>.STAGE.NAME.
 # shellcheck disable=SC1091
 . "$root/tools/jobs.sh"
-run_stage_jobs() { jobs_nj=$nj jobs_gpus=$gpus run_jobs "$exp/log/$1"; }
+run_stage_jobs() { jobs_nj=$nj jobs_gpus=$gpus jobs_prefix="masr.$corpus.$1." run_jobs "$exp/log/$1"; }
+# One run of stage 2 or 3: run_stage_cmd STAGE NAME ARG... runs ARG... here (output into the stage's
+# log), or as a Slurm job masr.<corpus>.STAGE.NAME logging to <exp>/log/STAGE/NAME.log (and the stage's log).
+run_stage_cmd() { local st="$1" name="$2"; shift 2; cmd_stream "masr.$corpus.$st.$name" "$exp/log/$st/$name.log" "$@"; }
 
 # The signature of a stage: its options and the contents of the files they name.
 signature() {
@@ -176,13 +211,26 @@ run_stage() {
   log "stage $n ($name): done in $((SECONDS - t0)) s"
 }
 
+# The files later stages read from data dir SPLIT (validate_data_dir --require): found missing at
+# stage 1, not at stage 5 or 6.
+required_files() {
+  local split="$1" s
+  if [ -n "$langid_models$lang2vec_types" ]; then
+    for s in $langid_sets; do [ "$s" = "$split" ] && echo utt2lang; done
+  fi
+  if [ -n "$asr_models" ]; then
+    for s in $asr_sets; do [ "$s" = "$split" ] && echo text; done
+  fi
+  return 0
+}
+
 stage_data() {
-  # shellcheck disable=SC2086
-  "$local_data" --nj "$nj" --data "$data" $local_data_opts
-  local split dirs=()
+  "$local_data" --nj "$nj" --data "$data" "${local_data_opts_a[@]}"
+  local split file dirs=() require
   for split in $splits; do
-    # shellcheck disable=SC2086
-    "$root/tools/validate_data_dir.sh" $validate_opts "$data/$split"
+    require=()
+    for file in $(required_files "$split" | sort -u); do require+=(--require "$file"); done
+    "$root/tools/validate_data_dir.sh" "${validate_opts_a[@]}" "${require[@]}" "$data/$split"
     dirs+=("$data/$split")
   done
   python -m masr.data.stats "${dirs[@]}" --out "$exp/data_stats.tsv" --corpus-out "$exp/corpus_stats.tsv"
@@ -191,7 +239,8 @@ stage_data() {
 stage_features() {
   local split
   for split in $splits; do
-    python -m masr.features.extract "$fbank_config" --data "$data/$split" --out "$dump/$split" --nj "$nj" \
+    run_stage_cmd stage2.features "$split" \
+      python -m masr.features.extract "$fbank_config" --data "$data/$split" --out "$dump/$split" --nj "$nj" \
       --shard-utts "$shard_utts"
     # shellcheck disable=SC2086
     "$root/tools/validate_data_dir.sh" --no-audio --no-lang "$dump/$split"
@@ -202,9 +251,8 @@ stage_pretrain() {
   local conf tag
   for conf in $pretrain_configs; do
     tag="$(basename "$conf" .yaml)"
-    # shellcheck disable=SC2086
-    $launcher -m masr.train.pretrain "$conf" --train_dir "$dump/$pretrain_set" \
-      --valid_dir "$dump/$valid_set" --exp_dir "$exp/$tag" --progress false $pretrain_opts
+    run_stage_cmd stage3.pretrain "$tag" "${launcher_a[@]}" -m masr.train.pretrain "$conf" --train_dir "$dump/$pretrain_set" \
+      --valid_dir "$dump/$valid_set" --exp_dir "$exp/$tag" --progress false "${pretrain_opts_a[@]}"
   done
 }
 
@@ -232,17 +280,19 @@ stage_masr() {
     return 1
   fi
   echo "stage 4: continuing from $ckpt"
-  local common="--train_dir $dump/$pretrain_set --valid_dir $dump/$valid_set --baseline_dir $exp/$baseline"
-  common+=" --init_from $ckpt --progress false --cpu_threads $threads $masr_opts"
+  local common=(--train_dir "$dump/$pretrain_set" --valid_dir "$dump/$valid_set" --baseline_dir "$exp/$baseline"
+                --init_from "$ckpt" --progress false --cpu_threads "$threads" "${masr_opts_a[@]}")
   local seed
   for seed in $seeds; do
     for conf in $masr_configs; do
       tag="$(basename "$conf" .yaml)"
-      add_job "$tag.seed$seed" "$launcher -m masr.train.pretrain $conf --exp_dir $exp/$tag/seed$seed --seed $seed $common"
+      add_cmd "$tag.seed$seed" "${launcher_a[@]}" -m masr.train.pretrain "$conf" --exp_dir "$exp/$tag/seed$seed" \
+        --seed "$seed" "${common[@]}"
     done
     for type in $lang2vec_types; do
       tag="$(basename "$lang2vec_config" .yaml)_$type"
-      add_job "$tag.seed$seed" "$launcher -m masr.train.pretrain $lang2vec_config --lang_feature $type --exp_dir $exp/$tag/seed$seed --seed $seed $common"
+      add_cmd "$tag.seed$seed" "${launcher_a[@]}" -m masr.train.pretrain "$lang2vec_config" --lang_feature "$type" \
+        --exp_dir "$exp/$tag/seed$seed" --seed "$seed" "${common[@]}"
     done
   done
   run_stage_jobs stage4.masr
@@ -263,32 +313,51 @@ pretrained_run() {
   fi
 }
 
-# stage_finetune TASK MODELS CONFIG "TRAIN DEV TEST" OPTS EXTRA: one run per model and seed.
+# stage_finetune TASK MODELS CONFIG "TRAIN DEV TEST" OPTS_ARRAY [EXTRA ARG...]: one run per model and seed.
 stage_finetune() {
-  local task="$1" models="$2" conf="$3" opts="$5" extra="$6" model seed train dev test cmd run
+  local task="$1" models="$2" conf="$3" model seed train dev test run
+  local -n opts_ref="$5"
+  local extra=("${@:6}")
   read -r train dev test <<< "$4"
   for model in $models; do
     for seed in $seeds; do
       run="$(pretrained_run "$model" "$seed")"
       [ -n "$run" ] || { echo "stage $task: no pretrained run $model_exp/$model or $model_exp/$model/seed$seed" \
                               "(did stage 4 run with these --seeds?)" >&2; return 1; }
-      cmd="$launcher -m masr.downstream.$task $conf --pretrained $run"
-      cmd+=" --train_dir $dump/$train --dev_dir $dump/$dev --test_dir $dump/$test --fbank_config $fbank_config"
-      cmd+=" --exp_dir $exp/$task/$model/seed$seed --seed $seed --progress false --cpu_threads $threads $extra $opts"
-      add_job "$model.seed$seed" "$cmd"
+      add_cmd "$model.seed$seed" "${launcher_a[@]}" -m "masr.downstream.$task" "$conf" --pretrained "$run" \
+        --train_dir "$dump/$train" --dev_dir "$dump/$dev" --test_dir "$dump/$test" --fbank_config "$fbank_config" \
+        --exp_dir "$exp/$task/$model/seed$seed" --seed "$seed" --progress false --cpu_threads "$threads" \
+        "${extra[@]}" "${opts_ref[@]}"
     done
   done
   run_stage_jobs "stage.$task"
 }
 
+# utt2lang of the encoders' pretraining data (O vs NO languages): --langid-pretrain-langs, else this
+# recipe's <dump>/<pretrain_set>/utt2lang, else that of the recipe whose runs --model-exp names
+# (e.g. ../mini/exp -> ../mini/dump/pretrain/utt2lang).
+pretrain_langs() {
+  local candidate
+  for candidate in "$langid_pretrain_langs" "$dump/$pretrain_set/utt2lang" \
+                   "$(dirname "$model_exp")/dump/$pretrain_set/utt2lang"; do
+    [ -n "$candidate" ] && [ -f "$candidate" ] && { echo "$candidate"; return 0; }
+  done
+  echo "stage langid: no utt2lang of the encoders' pretraining data (O/NO languages): tried" \
+    "'${langid_pretrain_langs:-(no --langid-pretrain-langs)}', $dump/$pretrain_set/utt2lang and" \
+    "$(dirname "$model_exp")/dump/$pretrain_set/utt2lang; give --langid-pretrain-langs FILE" >&2
+  return 1
+}
+
 stage_langid() {
+  local langs
+  langs="$(pretrain_langs)"
   # shellcheck disable=SC2046
   stage_finetune langid "$langid_models $(lang2vec_runs)" "$langid_config" "$langid_sets" \
-    "$langid_opts" "--pretrain_langs ${langid_pretrain_langs:-$dump/$pretrain_set/utt2lang}"
+    langid_opts_a --pretrain_langs "$langs"
 }
 
 stage_asr() {
-  stage_finetune asr "$asr_models" "$asr_config" "$asr_sets" "$asr_opts" ""
+  stage_finetune asr "$asr_models" "$asr_config" "$asr_sets" asr_opts_a
 }
 
 stage_probe() {
@@ -297,7 +366,8 @@ stage_probe() {
     for seed in $seeds; do
       run="$(pretrained_run "$model" "$seed")"
       [ -n "$run" ] || { echo "stage probe: no pretrained run $model_exp/$model or $model_exp/$model/seed$seed" >&2; return 1; }
-      add_job "$model.seed$seed" "python -m masr.downstream.probe $probe_config --pretrained $run --dump_dir $dump --exp_dir $exp/probe/$model/seed$seed --cpu_threads $threads $probe_opts"
+      add_cmd "$model.seed$seed" python -m masr.downstream.probe "$probe_config" --pretrained "$run" --dump_dir "$dump" \
+        --exp_dir "$exp/probe/$model/seed$seed" --cpu_threads "$threads" "${probe_opts_a[@]}"
     done
   done
   run_stage_jobs stage7.probe
@@ -307,7 +377,25 @@ stage_report() {
   python -m masr.report.results --exp "$exp" --config "$report_config"
 }
 
-run_stage 1 data "$(signature "$local_data" "$local_data_opts" "$splits" "$data")" stage_data
+stage_pack() {
+  local item seed src out extra
+  for item in $pack_models; do
+    for seed in $seeds; do
+      extra=()
+      case "$item" in
+        langid/*|asr/*) src="$exp/$item/seed$seed"; out="$exp/packed/${item%%/*}-${item#*/}-seed$seed" ;;
+        */*) echo "stage pack: '$item' is neither langid/<model>, asr/<model> nor a run name" >&2; return 1 ;;
+        *) src="$(pretrained_run "$item" "$seed")"; out="$exp/packed/encoder-$item-seed$seed"
+           extra=(--fbank-config "$fbank_config") ;;
+      esac
+      [ -n "$src" ] && [ -e "$src" ] || { echo "stage pack: nothing to pack for '$item', seed $seed" >&2; return 1; }
+      python -m masr.hub pack "$src" "$out" --overwrite "${extra[@]}"
+    done
+  done
+}
+
+run_stage 1 data "$(signature "$local_data" "$local_data_opts" "$splits" "$data" \
+  "$(for split in $splits; do echo "$split: $(required_files "$split" | sort -u)"; done)")" stage_data
 run_stage 2 features "$(signature "$fbank_config" "$shard_utts" "$splits" "$data" "$dump" "$exp/stamps/stage1.data.done")" stage_features
 [ -n "$pretrain_configs" ] &&
 run_stage 3 pretrain "$(signature $pretrain_configs "$pretrain_opts" "$pretrain_set" "$valid_set" "$launcher" "$exp/stamps/stage2.features.done")" stage_pretrain
@@ -338,4 +426,7 @@ run_stage 6 asr "$(signature "$asr_config" "$asr_models" "$seeds" "$asr_sets" "$
 run_stage 7 probe "$(signature "$probe_config" "$probe_models" "$seeds" "$probe_opts" "$upstream" \
   "$(model_versions $probe_models)")" stage_probe
 run_stage 8 report "$(signature "$report_config" "$exp/stamps/stage5.langid.done" "$exp/stamps/stage6.asr.done" "$exp/stamps/stage7.probe.done")" stage_report
+[ -n "$pack_models" ] &&
+run_stage 9 pack "$(signature "$pack_models" "$seeds" "$fbank_config" "$exp/stamps/stage5.langid.done" \
+  "$exp/stamps/stage6.asr.done" "$upstream" "$(model_versions $(for m in $pack_models; do [[ $m == */* ]] || echo "$m"; done))")" stage_pack
 log "finished stages $stage..$stop_stage"

@@ -228,6 +228,26 @@ def test_parse_options_stops_at_first_positional(parse):
     assert v["args"] == ["pos1", "--stop-stage", "8", "pos 2"]
 
 
+def test_split_opts_keeps_quoted_words_and_expands_nothing(tmp_path):
+    # --*-opts, --launcher, --cmd: split like a command line (tools/split_opts.sh), no eval
+    script = tmp_path / "split.sh"
+    script.write_text(f"""value="$1"; set --
+. "{PARSE_OPTIONS}"
+split_opts words "$value" --some-opts || exit $?
+for w in "${{words[@]}}"; do printf '<%s>\\n' "$w"; done
+""", encoding="utf-8")
+    value = """--db '/data/my corpus' --name "a \\"b\\"" c\\ d $(touch pwned) $HOME * ''"""
+    r = run(["bash", script, value], cwd=tmp_path)
+    assert r.returncode == 0, output(r)
+    assert r.stdout.splitlines() == ["<--db>", "</data/my corpus>", "<--name>", '<a "b">', "<c d>", "<$(touch>",
+                                     "<pwned)>", "<$HOME>", "<*>", "<>"]
+    assert not (tmp_path / "pwned").exists()
+    r = run(["bash", script, ""], cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout == "", output(r)
+    r = run(["bash", script, "--db '/data/my corpus"], cwd=tmp_path)
+    assert r.returncode == 2 and "--some-opts: cannot split" in r.stderr, output(r)
+
+
 # ---- end to end: egs/mini at a tiny size ---------------------------------------------------
 
 

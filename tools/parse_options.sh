@@ -41,3 +41,8 @@ if [ -n "${__help:-}" ]; then
   exit 0
 fi
 unset __name __value __var __help
+
+# split_opts NAME VALUE [OPTION]: an option value of several words (--pretrain-opts S) as an array
+# (tools/split_opts.sh)
+# shellcheck disable=SC1091
+. "$(dirname "${BASH_SOURCE[0]}")/split_opts.sh"

@@ -110,13 +110,16 @@ def _hash_fraction(unit, seed):
 def assign_splits(units, fractions, seed=0, use_hash=False):
     """Deal ``units`` (sorted ids) to ``len(fractions)`` splits; returns {unit: split index}.
 
-    Shuffled and cut at the cumulative fractions (sizes as exact as whole units allow), or with
-    ``use_hash`` placed by a hash of (seed, unit), independent of the other units.
+    Shuffled and cut in sizes as close to the fractions as whole units allow, every split getting
+    at least one unit when there are enough (the largest split gives them up), or with ``use_hash``
+    placed by a hash of (seed, unit), independent of the other units.
 
     Example
     -------
     >>> sorted(Counter(assign_splits([f"s{i}" for i in range(10)], [0.8, 0.1, 0.1]).values()).items())
     [(0, 8), (1, 1), (2, 1)]
+    >>> sorted(Counter(assign_splits(["a", "b", "c"], [0.8, 0.1, 0.1]).values()).items())
+    [(0, 1), (1, 1), (2, 1)]
     """
     total = sum(fractions)
     bounds, acc = [], 0.0
@@ -128,12 +131,21 @@ def assign_splits(units, fractions, seed=0, use_hash=False):
         return {u: next(i for i, b in enumerate(bounds) if _hash_fraction(u, seed) < b or i == len(bounds) - 1)
                 for u in units}
     random.Random(seed).shuffle(units)
+    n, largest = len(units), max(range(len(fractions)), key=lambda i: fractions[i])
+    sizes = [round(f / total * n) for f in fractions]
+    if n >= len(fractions):  # every split gets a unit (a tiny language still has dev and test speakers)
+        sizes = [max(1, size) for size in sizes]
+    sizes[largest] = 0
+    sizes[largest] = n - sum(sizes)
+    while sizes[largest] < (1 if n >= len(fractions) else 0):
+        donor = max((i for i in range(len(sizes)) if i != largest), key=lambda i: sizes[i])
+        sizes[donor] -= 1
+        sizes[largest] += 1
     out, start = {}, 0
-    for i, b in enumerate(bounds):
-        end = len(units) if i == len(bounds) - 1 else int(round(b * len(units)))
-        for u in units[start:end]:
+    for i, size in enumerate(sizes):
+        for u in units[start:start + size]:
             out[u] = i
-        start = end
+        start += size
     return out
 
 
