@@ -342,10 +342,10 @@ pretrain_langs() {
                    "$(dirname "$model_exp")/dump/$pretrain_set/utt2lang"; do
     [ -n "$candidate" ] && [ -f "$candidate" ] && { echo "$candidate"; return 0; }
   done
-  echo "stage langid: no utt2lang of the encoders' pretraining data (O/NO languages): tried" \
-    "'${langid_pretrain_langs:-(no --langid-pretrain-langs)}', $dump/$pretrain_set/utt2lang and" \
+  echo "stage langid: warning: no utt2lang of the encoders' pretraining data (O/NO languages) at" \
+    "'${langid_pretrain_langs:-(no --langid-pretrain-langs)}', $dump/$pretrain_set/utt2lang or" \
     "$(dirname "$model_exp")/dump/$pretrain_set/utt2lang; give --langid-pretrain-langs FILE" >&2
-  return 1
+  echo "${langid_pretrain_langs:-$dump/$pretrain_set/utt2lang}"   # LangID names it if it is still missing
 }
 
 stage_langid() {

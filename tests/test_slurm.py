@@ -58,8 +58,14 @@ opts = {}
 parse(header, opts)
 opts.update(cli)
 counter = os.environ["FAKE_SLURM_RECORD"] + ".jobid"
-job = int(open(counter).read()) + 1 if os.path.exists(counter) else 1
-open(counter, "w").write(str(job))
+import fcntl
+with open(counter, "a+") as f:   # concurrent submissions (--nj > 1) each get their own job id
+    fcntl.flock(f, fcntl.LOCK_EX)
+    f.seek(0)
+    job = int(f.read() or 0) + 1
+    f.seek(0)
+    f.truncate()
+    f.write(str(job))
 name = opts.get("--job-name", opts.get("-J", os.path.basename(script)))
 out = opts.get("--output", opts.get("-o", f"slurm-{job}.out"))
 out = out.replace("%%", "\0").replace("%j", str(job)).replace("%x", name).replace("\0", "%")

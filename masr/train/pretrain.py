@@ -85,6 +85,10 @@ def compiled_graphs():
 
 
 def seed_everything(seed):
+    """Seed Python's, NumPy's and PyTorch's generators (``torch.manual_seed`` seeds every CUDA
+    device too). Kept rather than ``speechbrain.utils.seed.seed_everything``, which does the same
+    and also logs and sets ``SB_GLOBAL_SEED``: the configs call this one (``__set_seed``), and a
+    resumed run restores the generators' states from its checkpoint instead of reseeding."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
