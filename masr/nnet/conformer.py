@@ -11,8 +11,9 @@ This is ensured by
 * the convolution module: padded frames are set to 0 *before* the depthwise convolution, so
   they look exactly like the convolution's own zero padding at the end of a lone utterance
   (SpeechBrain 1.1.2's ``ConvolutionModule`` zeroes them only *after* the depthwise
-  convolution, which leaks padding into valid frames; it also uses BatchNorm, whose batch
-  statistics depend on the padding in training mode; we use LayerNorm instead);
+  convolution, which leaks padding into valid frames; like it, we normalise with LayerNorm, not
+  the BatchNorm of the original Conformer and of torchaudio's, whose batch statistics would
+  depend on the padding in training mode);
 * everything else acts frame by frame.
 
 Two self-attention implementations, chosen with ``attention`` (same interface, same padding

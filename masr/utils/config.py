@@ -1,6 +1,6 @@
 """HyperPyYAML configs with command-line overrides, for every Python step of the recipes.
 
-Each entry point is called as ``python -m masr.bin.<step> conf/<step>.yaml [options]
+Each entry point is called as ``python -m masr.<package>.<module> conf/<step>.yaml [options]
 [--key value ...]``: options the step declares are parsed by ``argparse``; every other
 ``--key value`` (or ``--key=value``) overrides ``key`` in the YAML. Dotted keys reach into
 nested mappings (``--voices.rate "[150, 180]"``) and values are parsed as YAML, so numbers and
