@@ -17,7 +17,8 @@ import yaml
 
 from masr import hub, infer
 from masr.features.fbank import FbankConfig
-from tests.test_infer import models, one_thread  # noqa: F401  (the tiny LangID model and encoder)
+
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

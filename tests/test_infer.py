@@ -9,81 +9,13 @@ import kaldiio
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 import yaml
 
 from masr import infer
 from masr.audio import AudioError
-from masr.data.datadir import write_kaldi_map
-from masr.downstream import langid
 from masr.features.fbank import FbankConfig
-from tests.helpers.dumps import make_dump_dir
-from tests.helpers.runs import make_pretrain_run
 
-# the tiny models read 20-dim features: their filterbanks must have 20 bins
-FBANK = "num_mel_bins: 20\nframe_length: 25.0\nframe_shift: 10.0\nsample_rate: 16000\ndither: 0.0\n"
-
-TINY_LANGID = """\
-seed: 1
-pretrained: !PLACEHOLDER
-train_dir: !PLACEHOLDER
-dev_dir: !PLACEHOLDER
-test_dir: !PLACEHOLDER
-pretrain_langs: !PLACEHOLDER
-exp_dir: !PLACEHOLDER
-fbank_config: !PLACEHOLDER
-max_batch_frames: 1200
-num_buckets: 1
-crop_frames: 50
-eval_batch_frames: 5000
-head_init: random
-max_steps: 2
-freeze_encoder_steps: 1
-lr: 0.01
-encoder_lr: 0.001
-warmup_steps: 1
-precision: fp32
-cpu_threads: 1
-log_every: 1
-progress: false
-checkpoint_every: 2
-"""
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is fastest, and far faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """A tiny pretraining run, a LangID model fine-tuned from it, and two short recordings."""
-    root = tmp_path_factory.mktemp("infer")
-    run_dir = make_pretrain_run(str(root / "exp" / "tiny_bestrq"), make_dump_dir(str(root / "pretrain"), seed=0))
-    dirs = [make_dump_dir(str(root / name), num_utts=n, seed=seed)
-            for name, n, seed in (("train", 24, 1), ("dev", 9, 2), ("test", 9, 3))]
-    write_kaldi_map(str(root / "pretrain_utt2lang"), {"p1": "hrv"})
-    (root / "fbank.yaml").write_text(FBANK)
-    (root / "langid.yaml").write_text(TINY_LANGID)
-    lid_dir = str(root / "exp" / "langid" / "tiny_bestrq" / "seed1")
-    assert langid.main([str(root / "langid.yaml"), "--pretrained", run_dir, "--train_dir", dirs[0],
-                        "--dev_dir", dirs[1], "--test_dir", dirs[2], "--pretrain_langs", str(root / "pretrain_utt2lang"),
-                        "--fbank_config", str(root / "fbank.yaml"), "--exp_dir", lid_dir, "--device", "cpu"]) == 0
-    rng = np.random.default_rng(0)
-    wavs = []
-    for i, seconds in enumerate((1.0, 0.6)):
-        t = np.arange(int(16000 * seconds)) / 16000
-        wave = 0.3 * np.sin(2 * np.pi * (200 + 150 * i) * t) + 0.05 * rng.normal(size=t.shape)
-        path = str(root / f"utt{i}.wav")
-        sf.write(path, wave.astype(np.float32), 16000, subtype="FLOAT")
-        wavs.append(path)
-    write_kaldi_map(str(root / "wav.scp"), {"rec_a": wavs[0], "rec_b": wavs[1]})
-    return {"root": root, "run": run_dir, "langid": lid_dir, "fbank": str(root / "fbank.yaml"), "wavs": wavs,
-            "scp": str(root / "wav.scp")}
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 # ---- LangID -----------------------------------------------------------------------------------
