@@ -19,7 +19,7 @@ FBANK = "num_mel_bins: 20\nframe_length: 25.0\nframe_shift: 10.0\nsample_rate: 1
 
 TINY_LANGID = """\
 seed: 1
-__set_seed: !apply:masr.train.pretrain.seed_everything [!ref <seed>]
+__set_seed: !apply:masr.train.run.seed_everything [!ref <seed>]
 pretrained: !PLACEHOLDER
 train_dir: !PLACEHOLDER
 dev_dir: !PLACEHOLDER

@@ -10,7 +10,8 @@ from masr.losses import hard_triplet_loss
 from masr.model import MASR, ssl_from_run
 from masr.ssl.bestrq import BestRQ
 from masr.train.checkpoint import load_model_weights
-from masr.train.pretrain import build_trainer, seed_everything
+from masr.train.pretrain import build_trainer
+from masr.train.run import seed_everything
 from tests.helpers.dumps import make_dump_dir
 
 LASR = {"name": "lang", "encoder": {"kind": "onehot"}, "proj_dim": None, "weight": 2.0, "margin": 0.3}

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from masr.train.checkpoint import load_model_weights
-from masr.train.pretrain import RunConfigMismatch, save_run_config
+from masr.train.run import RunConfigMismatch, save_run_config
 
 
 def _fake_checkpoint(exp):

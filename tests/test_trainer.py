@@ -7,7 +7,8 @@ import torch
 
 from masr.ssl.bestrq import BestRQ
 from masr.train.checkpoint import list_checkpoints
-from masr.train.pretrain import build_trainer, seed_everything
+from masr.train.pretrain import build_trainer
+from masr.train.run import seed_everything
 from tests.helpers.dumps import make_dump_dir
 
 

@@ -70,7 +70,7 @@ from masr.metrics import error_rate_stats, wer
 from masr.nnet.conformer import Conv2dSubsampling
 from masr.train import distributed
 from masr.train.checkpoint import list_checkpoints
-from masr.train.pretrain import (
+from masr.train.run import (
     TRAINING_ERRORS,
     RunConfigMismatch,
     add_training_arguments,

@@ -41,7 +41,7 @@ from masr.data.dataset import FeatsDataset
 from masr.downstream import finetune
 from masr.downstream.pretrained import run_name
 from masr.metrics import accuracy, confusion_matrix, langid_eer, macro_f1
-from masr.train.pretrain import (
+from masr.train.run import (
     TRAINING_ERRORS,
     RunConfigMismatch,
     add_training_arguments,

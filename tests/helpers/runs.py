@@ -12,7 +12,7 @@ from tests.helpers.dumps import make_dump_dir
 
 TINY_BESTRQ = """\
 seed: 0
-__set_seed: !apply:masr.train.pretrain.seed_everything [!ref <seed>]
+__set_seed: !apply:masr.train.run.seed_everything [!ref <seed>]
 train_dir: !PLACEHOLDER
 valid_dir: null
 exp_dir: !PLACEHOLDER
