@@ -26,6 +26,8 @@ from tests.helpers.dumps import make_dump_dir
 from tests.helpers.runs import tiny_bestrq_config
 from tests.test_validate import BROKEN, SPEC, SR, _set, _wav, data_dir  # noqa: F401 (data_dir: a fixture)
 
+pytestmark = pytest.mark.slow   # end to end: -m 'not slow' leaves it out
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "masr.sh"
 FBANK = ROOT / "egs" / "mini" / "conf" / "fbank.yaml"

@@ -7,6 +7,8 @@ from masr.ssl.bestrq import BestRQ
 from masr.train.pretrain import build_trainer, compiled_graphs
 from tests.helpers.dumps import make_dump_dir
 
+pytestmark = pytest.mark.slow   # end to end: -m 'not slow' leaves it out
+
 STEPS = 3
 
 

@@ -16,6 +16,8 @@ from tests.test_mls import CORPUS as MLS_CORPUS
 from tests.test_mls import make_language
 from tests.test_pretrain_mix import make_cv
 
+pytestmark = pytest.mark.slow   # end to end: -m 'not slow' leaves it out
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EGS = os.path.join(ROOT, "egs")
 TINY = "--max_batch_frames 3000 --num_workers 0 --cpu_threads 1 --log_every 1"

@@ -28,6 +28,8 @@ from tests.helpers.dumps import make_dump_dir
 from tests.helpers.runs import tiny_bestrq_config
 from tests.test_trainer import config
 
+pytestmark = pytest.mark.slow   # end to end: -m 'not slow' leaves it out
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #: A tiny BEST-RQ on one thread for the runs in separate processes: 12 steps, a checkpoint every 2.

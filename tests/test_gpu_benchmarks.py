@@ -14,6 +14,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import pretrain_step  # noqa: E402
 
+pytestmark = pytest.mark.slow   # end to end: -m 'not slow' leaves it out
+
 
 def test_named_sizes_are_the_configs_models():
     sizes = pretrain_step.named_sizes()

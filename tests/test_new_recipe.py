@@ -13,6 +13,8 @@ import soundfile as sf
 from tests.helpers.dumps import make_dump_dir
 from tests.helpers.runs import make_pretrain_run
 
+pytestmark = pytest.mark.slow   # end to end: -m 'not slow' leaves it out
+
 ROOT = Path(__file__).resolve().parents[1]
 LANGS = ("hrv", "srp", "swe")
 

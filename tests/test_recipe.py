@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow   # end to end: -m 'not slow' leaves it out
+
 ROOT = Path(__file__).resolve().parents[1]
 MINI = ROOT / "egs" / "mini"
 PARSE_OPTIONS = ROOT / "tools" / "parse_options.sh"

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow   # end to end: -m 'not slow' leaves it out
+
 ROOT = Path(__file__).resolve().parents[1]
 MASR_SH = ROOT / "recipes" / "masr.sh"
 MULTINODE = ROOT / "egs" / "mix" / "slurm" / "pretrain_multinode.sbatch"
