@@ -1,11 +1,12 @@
 """The training loop shared by every task (pretraining now; LangID, ASR and probes later).
 
-Why a small loop of our own rather than SpeechBrain's ``Brain``: exact resume needs the
-sampler's position *within* an epoch, per-rank RNG states and step-based (not epoch-based)
-checkpoints; DDP must see the global step count to stop all ranks together; and gradient
-accumulation must skip DDP's all-reduce on intermediate micro-batches. ``Brain`` checkpoints at
-epoch or time intervals and owns its own data loading, so these would be overrides of most of
-it. The loop below is ~200 lines a reader can follow top to bottom.
+Why a small loop of our own rather than SpeechBrain's ``Brain`` (which does checkpoint every N
+steps and accumulate gradients): the runs here are defined by ``max_steps`` optimizer steps, not
+epochs, and stop there on every DDP rank together; exact resume needs the batch sampler's
+position *within* an epoch and every rank's RNG states in the checkpoint, verified on resume
+(:mod:`masr.train.checkpoint`); a step with a NaN/inf loss is skipped and counted. With ``Brain``
+these would be overrides of its fit loop and checkpointer. The loop below is ~300 lines a reader
+can follow top to bottom.
 
 One optimizer step = ``grad_accum`` micro-batches. Per step: forward under bf16 autocast on GPU
 (fp32 on CPU), backward (DDP gradient sync only on the last micro-batch), gradient clipping,
