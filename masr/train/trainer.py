@@ -1,4 +1,4 @@
-"""The training loop shared by every task (pretraining now; LangID, ASR and probes later).
+"""The training loop shared by pretraining and fine-tuning (LangID, CTC ASR).
 
 Why a small loop of our own rather than SpeechBrain's ``Brain`` (which does checkpoint every N
 steps and accumulate gradients): the runs here are defined by ``max_steps`` optimizer steps, not
