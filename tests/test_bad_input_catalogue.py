@@ -293,10 +293,11 @@ def test_stage_3_refuses_to_resume_a_broken_run(tmp_path, kind):
 
 def _encoder_file(tmp_path, cls=None):
     from masr.downstream.pretrained import save_encoder
-    from tests.test_untrusted_model_files import tiny
+    from masr.ssl.bestrq import BestRQ
 
     path = tmp_path / "encoder.pt"
-    save_encoder(tiny(), str(path))
+    tiny = BestRQ(input_dim=20, d_model=16, num_layers=1, nhead=2, d_ffn=32, kernel_size=3, codebook_size=8)
+    save_encoder(tiny, str(path))
     if cls:
         blob = torch.load(path, weights_only=True)
         blob["encoder"]["class"] = cls

@@ -10,7 +10,7 @@ import torch.multiprocessing as mp
 from masr.train import distributed
 from masr.train.pretrain import build_trainer
 from tests.helpers.dumps import make_dump_dir
-from tests.test_trainer import config
+from tests.helpers.runs import trainer_config as config
 
 
 def _free_port():

@@ -13,27 +13,12 @@ import soundfile as sf
 
 import masr.features.extract as extract
 from masr.audio import read_audio
-from masr.data.datadir import DataDirError, read_kaldi_map, write_data_dir
+from masr.data.datadir import DataDirError, read_kaldi_map
 from masr.features.cmvn import CMVNStats
 from masr.features.extract import FeatureError, extract_features, main, recover_dump_dir, split_evenly
 from masr.features.fbank import FbankConfig, compute_fbank, expected_num_frames
+from tests.helpers.datadirs import make_data_dir
 from tests.helpers.deadline import deadline
-
-
-def make_data_dir(root, n=6, sr=16000):
-    rng = np.random.default_rng(0)
-    wav, utt2spk, lengths = {}, {}, {}
-    for i in range(n):
-        utt = f"spk{i % 2}_{i:03d}"
-        samples = int(sr * (0.3 + 0.1 * i))
-        path = root / "wav" / f"{utt}.wav"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(path, rng.uniform(-0.3, 0.3, samples).astype(np.float32), sr)
-        wav[utt], utt2spk[utt], lengths[utt] = str(path), f"spk{i % 2}", samples
-    write_data_dir(root / "data", {"wav.scp": wav, "utt2spk": utt2spk,
-                                   "utt2lang": dict.fromkeys(wav, "hrv"),
-                                   "text": dict.fromkeys(wav, "dobar dan")})
-    return root / "data", lengths
 
 
 def test_split_evenly_covers_everything_in_order():

@@ -26,7 +26,7 @@ from masr.train.pretrain import build_trainer
 from masr.train.trainer import EmptyEpochError, Trainer
 from tests.helpers.dumps import make_dump_dir
 from tests.helpers.runs import tiny_bestrq_config
-from tests.test_trainer import config
+from tests.helpers.runs import trainer_config as config
 
 pytestmark = pytest.mark.slow   # end to end: -m 'not slow' leaves it out
 

@@ -10,7 +10,7 @@ from masr.data.datadir import read_kaldi_map
 from masr.features.extract import extract_features, main
 from masr.features.fbank import FbankConfig
 from masr.utils.progress import ENV_VAR, from_config, progress, progress_enabled
-from tests.test_extract import make_data_dir
+from tests.helpers.datadirs import make_data_dir
 
 
 class _Terminal(io.StringIO):

@@ -5,28 +5,15 @@ import os
 import pytest
 import torch
 
-from masr.ssl.bestrq import BestRQ
 from masr.train.checkpoint import list_checkpoints
 from masr.train.pretrain import build_trainer
-from masr.train.run import seed_everything
 from tests.helpers.dumps import make_dump_dir
+from tests.helpers.runs import trainer_config as config
 
 
 @pytest.fixture(scope="module")
 def dump(tmp_path_factory):
     return make_dump_dir(str(tmp_path_factory.mktemp("dump")), num_utts=24)
-
-
-def config(dump, exp_dir, **kw):
-    seed_everything(7)
-    model = BestRQ(input_dim=20, d_model=32, num_layers=1, nhead=2, d_ffn=64, kernel_size=3, codebook_size=32,
-                   dropout=0.1, cmvn=os.path.join(dump, "cmvn.ark"))
-    c = dict(seed=7, model=model, train_dir=dump, exp_dir=exp_dir, max_batch_frames=400, num_buckets=3,
-             max_steps=8, grad_accum=2, lr=3e-3, warmup_steps=3, decay="cosine", min_lr_ratio=0.1,
-             clip_grad_norm=1.0, checkpoint_every=4, keep_checkpoints=2, log_every=2, precision="fp32",
-             progress=False)
-    c.update(kw)
-    return c
 
 
 class Killed(Exception):

@@ -7,7 +7,9 @@ import soundfile as sf
 
 from masr.data.datadir import write_kaldi_map
 from masr.downstream import langid
+from masr.ssl.bestrq import BestRQ
 from masr.train import pretrain
+from masr.train.run import seed_everything
 from tests.helpers.dumps import make_dump_dir
 
 TINY_BESTRQ = """\
@@ -119,3 +121,17 @@ def make_langid_models(root):
     write_kaldi_map(str(root / "wav.scp"), {"rec_a": wavs[0], "rec_b": wavs[1]})
     return {"root": root, "run": run_dir, "langid": lid_dir, "fbank": str(root / "fbank.yaml"), "wavs": wavs,
             "scp": str(root / "wav.scp")}
+
+
+def trainer_config(dump, exp_dir, **kw):
+    """A loaded pretraining config (a 1-layer BEST-RQ on ``dump``) for :func:`masr.train.pretrain.build_trainer`:
+    8 steps of 2 micro-batches, a checkpoint every 4; ``kw`` overrides keys."""
+    seed_everything(7)
+    model = BestRQ(input_dim=20, d_model=32, num_layers=1, nhead=2, d_ffn=64, kernel_size=3, codebook_size=32,
+                   dropout=0.1, cmvn=os.path.join(dump, "cmvn.ark"))
+    c = dict(seed=7, model=model, train_dir=dump, exp_dir=exp_dir, max_batch_frames=400, num_buckets=3,
+             max_steps=8, grad_accum=2, lr=3e-3, warmup_steps=3, decay="cosine", min_lr_ratio=0.1,
+             clip_grad_norm=1.0, checkpoint_every=4, keep_checkpoints=2, log_every=2, precision="fp32",
+             progress=False)
+    c.update(kw)
+    return c
