@@ -1,7 +1,7 @@
 """Benchmark of the pretraining input pipeline alone: batches/s from a dump dir vs the step rate.
 
 Builds the dataset and batch sampler exactly as the pretraining stage does
-(``masr.train.pretrain.build_trainer``: ``FeatsDataset`` with the model's metadata streams and the
+(``masr.train.pretrain.build_pretrain_trainer``: ``FeatsDataset`` with the model's metadata streams and the
 config's ``max_frames``, ``DynamicBucketBatchSampler`` with ``max_batch_frames``, ``num_buckets``
 and ``seed``, ``collate_feats``), then, for each number of DataLoader workers, iterates the first
 ``--batches`` batches of epoch 0 through a ``torch.utils.data.DataLoader`` configured like the
@@ -65,7 +65,7 @@ COLUMNS = ["workers", "prefetch", "pin memory", "batches", "padded frames", "fir
 
 
 def build_data(config, max_batch_frames=None):
-    """The training dataset and batch sampler of ``build_trainer`` (one process, not sharded,
+    """The training dataset and batch sampler of ``build_pretrain_trainer`` (one process, not sharded,
     not weighted)."""
     dataset = FeatsDataset(config["train_dir"], streams=metadata_streams(config["model"]),
                            max_frames=config.get("max_frames"))

@@ -1,8 +1,7 @@
 """masr: multi-label aware speech representation learning, as a recipe toolkit.
 
 The library is organised by what each package holds, lower layers first: a package imports only
-from those above it in this list, with one exception left to mend (``masr.train.pretrain`` writes
-``encoder.pt`` with ``masr.downstream.pretrained``).
+from those above it in this list (or on its line); ``tests/test_layers.py`` checks it.
 
 - ``masr.utils``, ``masr.audio``  config loading, atomic writes, worker processes, progress,
                       ``env.log``; reading audio (files and ``wav.scp`` pipes).
@@ -12,7 +11,8 @@ from those above it in this list, with one exception left to mend (``masr.train.
 - ``masr.synth``      the eSpeak NG speech synthesizer (for the embedded corpus).
 - ``masr.corpora``    one module per corpus: download (where possible) and preparation.
 - ``masr.nnet``       the padding-safe conformer.
-- ``masr.ssl``        self-supervised models: BEST-RQ, w2v-BERT, masking, quantizer.
+- ``masr.ssl``        self-supervised models: BEST-RQ, w2v-BERT, masking, quantizer; the
+                      self-contained encoder file (``encoder.pt``).
 - ``masr.metadata``   fixed metadata encoders (lang2vec/URIEL, geography, text, one-hot).
 - ``masr.losses``, ``masr.model``  batch-hard triplets; MASR: an SSL model plus metadata streams.
 - ``masr.metrics``    accuracy, macro-F1, EER, WER/CER.

@@ -4,7 +4,7 @@ A packed folder (what ``save_pretrained`` writes, what a Hub model repository ho
 
 - ``config.json``: everything that rebuilds the model, as plain JSON: ``task`` (``langid``,
   ``asr`` or ``embed``), the encoder's class (one of
-  :data:`masr.downstream.pretrained.ENCODER_CLASSES`) and constructor arguments, the head
+  :data:`masr.ssl.encoder_file.ENCODER_CLASSES`) and constructor arguments, the head
   (``num_outputs``, ``pooled``), the ``layer`` used, the labels (LangID) or the tokenizer file
   and decoding (ASR), the filterbank options, the source run and checkpoint step, the masr
   version and git commit (``masr_format``: the layout version, 1);
@@ -153,15 +153,15 @@ def validate_config(config, folder="."):
     """Check a ``config.json`` (parsed) of a packed folder; returns it, or raises PackError.
 
     Checked: plain JSON values only; a known ``masr_format`` and ``task``; the encoder class is
-    one of masr's (:data:`masr.downstream.pretrained.ENCODER_CLASSES`) with plain hparams; the
+    one of masr's (:data:`masr.ssl.encoder_file.ENCODER_CLASSES`) with plain hparams; the
     filterbank options are those of :class:`masr.features.fbank.FbankConfig`; head sizes and
     labels agree; every file named (weights, tokenizer) lies inside ``folder``.
     """
-    from masr.downstream.pretrained import ENCODER_CLASSES, _plain
+    from masr.ssl.encoder_file import ENCODER_CLASSES, is_plain
     from masr.features.fbank import FbankConfig
 
     where = f"{folder}/{CONFIG_FILE}"
-    if not isinstance(config, dict) or not _plain(config):
+    if not isinstance(config, dict) or not is_plain(config):
         raise PackError(f"{where}: must be a JSON object of plain values")
     if config.get("masr_format") != FORMAT:
         raise PackError(f"{where}: masr_format {config.get('masr_format')!r} is not {FORMAT} (not a masr model "
@@ -232,11 +232,11 @@ def load_model(folder):
     SSL encoder (``embed``); ``config`` is the validated ``config.json``. Only JSON and
     safetensors are read.
     """
-    from masr.downstream.pretrained import build_encoder
+    from masr.ssl.encoder_file import encoder_from_spec
 
     config = read_config(folder)
     try:
-        encoder = build_encoder(config["encoder"])
+        encoder = encoder_from_spec(config["encoder"])
     except (TypeError, ValueError) as e:
         raise PackError(f"{folder}/{CONFIG_FILE}: cannot build the encoder: {e}") from None
     if config["task"] == "embed":
@@ -349,6 +349,8 @@ def _collect(source, fbank_config=None):
     """(module, config without provenance, extra files {name in folder: source path}, info) of a
     run folder, model folder or encoder file."""
     from masr.downstream import pretrained
+    from masr.ssl.encoder_file import ENCODER_FILE, encoder_spec, read_encoder_file
+    from masr.train.checkpoint import newest_checkpoint
 
     if os.path.isdir(source) and os.path.isfile(os.path.join(source, "model.json")):
         from masr.downstream.finetune import load_finetuned
@@ -357,7 +359,7 @@ def _collect(source, fbank_config=None):
         task = spec["task"]
         if task not in ("langid", "asr"):
             raise PackError(f"{source}/model.json: unknown task {task!r}")
-        config = {"task": task, "encoder": pretrained.encoder_spec(model.encoder), "num_outputs": spec["num_outputs"],
+        config = {"task": task, "encoder": encoder_spec(model.encoder), "num_outputs": spec["num_outputs"],
                   "pooled": spec["pooled"], "layer": spec["layer"],
                   "fbank": _fbank_options(spec["fbank"] if fbank_config is None else fbank_config)}
         files = {}
@@ -373,13 +375,11 @@ def _collect(source, fbank_config=None):
         return model, config, files, {"run": source, "checkpoint": os.path.basename(os.path.normpath(checkpoint)),
                                       "step": _step(checkpoint)}
     if os.path.isdir(source) and (os.path.isdir(os.path.join(source, "checkpoints"))
-                                  or os.path.isfile(os.path.join(source, pretrained.ENCODER_FILE))):
-        checkpoint = pretrained.newest_checkpoint(source)
+                                  or os.path.isfile(os.path.join(source, ENCODER_FILE))):
+        checkpoint = newest_checkpoint(source)
         encoder = pretrained.encoder_from_run(source)
     elif os.path.isfile(source):
-        encoder = pretrained.load_encoder(source)
-        saved = torch.load(source, map_location="cpu", weights_only=True)
-        checkpoint = saved.get("checkpoint") if isinstance(saved, dict) else None
+        encoder, checkpoint = read_encoder_file(source)
     elif os.path.isdir(source):
         raise PackError(f"{source}: neither a fine-tuned model folder (model.json), nor a pretraining run "
                         "(checkpoints/, encoder.pt), nor an encoder file")
@@ -390,7 +390,7 @@ def _collect(source, fbank_config=None):
     if dim != fbank["num_mel_bins"]:
         raise PackError(f"{source}: the encoder takes {dim}-dim features, the filterbank options give "
                         f"{fbank['num_mel_bins']} mel bins; pass the features stage's config (--fbank-config)")
-    config = {"task": "embed", "encoder": pretrained.encoder_spec(encoder), "layer": None, "fbank": fbank}
+    config = {"task": "embed", "encoder": encoder_spec(encoder), "layer": None, "fbank": fbank}
     return encoder, config, {}, {"run": source, "checkpoint": checkpoint and os.path.basename(os.path.normpath(checkpoint)),
                                  "step": _step(checkpoint)}
 
@@ -404,7 +404,7 @@ def save_pretrained(source, out_dir, fbank_config=None, layer=None, results=None
     source : str
         A fine-tuned LangID/ASR model folder (``exp/<task>/<model>/seed<S>``: ``model.json``), a
         pretraining run folder (``exp/<run>``) or an encoder file (``encoder.pt``) of
-        :func:`masr.downstream.pretrained.save_encoder`: the last two give an ``embed`` model.
+        :func:`masr.ssl.encoder_file.save_encoder`: the last two give an ``embed`` model.
     out_dir : str
         Created (an existing non-empty folder only with ``overwrite``).
     fbank_config : str, dict, FbankConfig or None

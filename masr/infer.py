@@ -22,7 +22,7 @@ A fine-tuned model folder is self-contained (``model.json``: encoder architectur
 tokenizer, filterbank options; weights of the checkpoint selected on dev). ``embed`` takes a
 pretraining run folder (its ``config.yaml`` is HyperPyYAML, which builds arbitrary objects: only
 your own runs; it is rebuilt relative to the current folder, so run it from the recipe folder)
-or an encoder file (data only: what to share) written by ``masr.downstream.pretrained.save_encoder``; its
+or an encoder file (data only: what to share) written by ``masr.ssl.encoder_file.save_encoder``; its
 filterbank options come from ``--fbank-config`` (default: ``masr.features.fbank.FbankConfig()``,
 the recipes' 80-bin 16 kHz setting).
 

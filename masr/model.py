@@ -28,7 +28,7 @@ import yaml
 
 from masr.data.datadir import DataDir
 from masr.losses import gather_for_mining, hard_triplet_loss
-from masr.metadata import build_encoder
+from masr.metadata import build_metadata_encoder
 from masr.ssl.base import SSLModel, SSLOutput
 
 
@@ -68,7 +68,7 @@ class MetadataStream(torch.nn.Module):
     name : str
         The stream (``lang`` for ``utt2lang``, ``geo``, ``text``, ...).
     encoder : dict
-        ``{"kind": "lang2vec", "feature": "syntactic", ...}`` for :func:`masr.metadata.build_encoder`.
+        ``{"kind": "lang2vec", "feature": "syntactic", ...}`` for :func:`masr.metadata.build_metadata_encoder`.
     input_dim : int
         Dimension of h.
     proj_dim : int or None
@@ -125,7 +125,7 @@ class MetadataStream(torch.nn.Module):
         self.name, self.alpha, self.weight, self.margin, self.reduction = name, alpha, weight, margin, reduction
         self.mining_group_size = mining_group_size
         encoder = dict(encoder)
-        self.encoder = build_encoder(encoder.pop("kind"), **encoder)
+        self.encoder = build_metadata_encoder(encoder.pop("kind"), **encoder)
         if vocabulary:
             self.encoder.labels(sorted(set(vocabulary)))
         self.projection = torch.nn.Linear(input_dim, proj_dim) if proj_dim else torch.nn.Identity()

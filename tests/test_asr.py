@@ -7,6 +7,7 @@ import os
 import pytest
 import torch
 
+from masr.data.datadir import mapping_id
 from masr.data.dataset import FeatsDataset, collate_feats
 from masr.downstream import asr, finetune
 from masr.downstream.asr import (BLANK, CTCBeamDecoder, CTCDataset, CTCTokenizer, cer, collapse, ctc_greedy,
@@ -53,7 +54,7 @@ def test_tokenizer_is_reused_deterministic_and_guarded(tmp_path, capsys):
     assert (tmp_path / "b" / "tokenizer" / "sp.model").read_bytes() == first  # deterministic
     changed = dict(texts, u0="dobar dan")
     prepare_tokenizer(changed, str(tmp_path / "a"), vocab_size=60, model_type="unigram")  # retrained
-    assert json.loads((model.parent / "tokenizer.json").read_text())["text_id"] == asr.data_id(changed)
+    assert json.loads((model.parent / "tokenizer.json").read_text())["text_id"] == mapping_id(changed)
     os.makedirs(tmp_path / "a" / "checkpoints" / "step-00000001")
     (tmp_path / "a" / "checkpoints" / "step-00000001" / "state.pt").write_bytes(b"")
     with pytest.raises(ValueError, match="text_id.*use a new exp_dir"):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from masr.ssl.bestrq import BestRQ
-from masr.train.pretrain import build_trainer, compiled_graphs
+from masr.train.pretrain import build_pretrain_trainer, compiled_graphs
 from tests.helpers.dumps import make_dump_dir
 
 pytestmark = pytest.mark.slow   # end to end: -m 'not slow' leaves it out
@@ -26,7 +26,7 @@ def _train(dump, exp, compile):
     config = {"seed": 0, "train_dir": dump, "exp_dir": str(exp), "max_batch_frames": 400, "lr": 1e-3,
               "warmup_steps": 1, "max_steps": STEPS, "log_every": 1, "progress": False, "compile": compile,
               "pad_multiple": 64, "model": model}
-    build_trainer(config).fit()
+    build_pretrain_trainer(config).fit()
     losses = [float(line.split("| loss ")[1].split()[0])
               for line in (exp / "train_log.txt").read_text().splitlines() if "| loss " in line]
     return model.eval(), losses, initial

@@ -1,6 +1,7 @@
 """masr.data.datadir: reading, writing and stream discovery of Kaldi-style data dirs."""
 
 import pickle
+import re
 
 import kaldiio
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from masr.data.datadir import (
     DataDir,
     DataDirError,
+    mapping_id,
     parse_ark_entry,
     read_ark_entry,
     read_kaldi_map,
@@ -183,3 +185,12 @@ def test_read_ark_entry_refuses_a_header_claiming_more_than_the_file_holds(tmp_p
     open(path, "wb").write(bytes(data))
     with pytest.raises(ValueError, match=r"claims 1073741824x4 elements, more than the \d+ bytes left"):
         read_ark_entry(f"{path}:0")
+
+
+def test_mapping_id_depends_on_content_not_order():
+    a = {"u1": "hrv", "u2": "srp", "u3": "swe"}
+    b = dict(reversed(list(a.items())))
+    assert list(a) != list(b) and mapping_id(a) == mapping_id(b)
+    assert mapping_id(a) != mapping_id({**a, "u3": "hrv"})
+    assert mapping_id(a) != mapping_id({**a, "u4": "swe"})
+    assert re.fullmatch(r"[0-9a-f]{16}", mapping_id(a))

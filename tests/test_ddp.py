@@ -8,7 +8,7 @@ import torch
 import torch.multiprocessing as mp
 
 from masr.train import distributed
-from masr.train.pretrain import build_trainer
+from masr.train.pretrain import build_pretrain_trainer
 from tests.helpers.dumps import make_dump_dir
 from tests.helpers.runs import trainer_config as config
 
@@ -24,7 +24,7 @@ def _worker(rank, world, port, dump, exp_dir, out_dir):
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     rank, world, device = distributed.init("cpu")
-    trainer = build_trainer(config(dump, exp_dir, max_steps=4, grad_accum=2, checkpoint_every=2), rank, world, device)
+    trainer = build_pretrain_trainer(config(dump, exp_dir, max_steps=4, grad_accum=2, checkpoint_every=2), rank, world, device)
     seen, step_fn = [], trainer.step_fn
 
     def recording_step(model, batch):
@@ -61,7 +61,7 @@ def _sharded_worker(rank, world, port, dump, exp_dir, out_dir):
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     rank, world, device = distributed.init("cpu")
-    trainer = build_trainer(config(dump, exp_dir, max_steps=6, grad_accum=1, sharded=True), rank, world, device)
+    trainer = build_pretrain_trainer(config(dump, exp_dir, max_steps=6, grad_accum=1, sharded=True), rank, world, device)
     seen, step_fn = [], trainer.step_fn
 
     def recording_step(model, batch):
@@ -95,7 +95,7 @@ def _resume_worker(rank, world, port, dump, exp_dir, out_dir, max_steps):
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     rank, world, device = distributed.init("cpu")
-    trainer = build_trainer(config(dump, exp_dir, max_steps=max_steps, grad_accum=1, checkpoint_every=2,
+    trainer = build_pretrain_trainer(config(dump, exp_dir, max_steps=max_steps, grad_accum=1, checkpoint_every=2,
                                    keep_checkpoints=5), rank, world, device)
     trainer.fit()
     torch.save(trainer._unwrapped().state_dict(), os.path.join(out_dir, f"rank{rank}.pt"))

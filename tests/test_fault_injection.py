@@ -22,7 +22,7 @@ import torch
 from masr.train import pretrain
 from masr.train.checkpoint import MANIFEST, CheckpointError, list_checkpoints
 from masr.train.lock import exp_dir_lock
-from masr.train.pretrain import build_trainer
+from masr.train.pretrain import build_pretrain_trainer
 from masr.train.trainer import EmptyEpochError, Trainer
 from tests.helpers.dumps import make_dump_dir
 from tests.helpers.runs import tiny_bestrq_config
@@ -140,7 +140,7 @@ def test_kill_9_in_the_middle_of_a_checkpoint_write_then_resume_equals_the_unint
 
 
 def _train(dump, exp, **kw):
-    trainer = build_trainer(config(dump, exp, **kw))
+    trainer = build_pretrain_trainer(config(dump, exp, **kw))
     trainer.fit()
     return trainer
 
@@ -410,7 +410,7 @@ def test_non_finite_steps_up_to_the_limit_are_skipped_and_counted(tmp_path):
     dump = make_dump_dir(str(tmp_path / "dump"), num_utts=12)
     _poison(dump, "spk1_0005")
     exp = str(tmp_path / "exp")
-    trainer = build_trainer(config(dump, exp, max_steps=10, max_nonfinite_steps=100))
+    trainer = build_pretrain_trainer(config(dump, exp, max_steps=10, max_nonfinite_steps=100))
     trainer.fit()
     assert trainer.step == 10 and trainer.nonfinite_steps >= 1   # every epoch meets the utterance once
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
@@ -439,7 +439,7 @@ class _NoBatches:
 
 def test_an_epoch_without_batches_is_an_error_not_an_endless_loop(small, tmp_path):
     dump, _ = small
-    built = build_trainer(config(dump, str(tmp_path / "exp")))
+    built = build_pretrain_trainer(config(dump, str(tmp_path / "exp")))
     trainer = Trainer(built.model, built.optimizer, built.scheduler, built.dataset, _NoBatches(), built.collate_fn,
                       built.step_fn, str(tmp_path / "exp"), max_steps=2, progress=False)
     with pytest.raises(EmptyEpochError, match="epoch 0 has no batch"):

@@ -13,7 +13,7 @@ from masr.metadata.encoders import (
     Lang2VecEncoder,
     OneHotEncoder,
     TextEncoder,
-    build_encoder,
+    build_metadata_encoder,
     encoder_from_state,
 )
 
@@ -46,7 +46,7 @@ def lang2vec_encoders(corpus_codes):
     """One encoder per type, its vectors for every corpus language fetched once (~5 s)."""
     out = {}
     for feature in LANG2VEC_DIMS:
-        enc = build_encoder("lang2vec", feature=feature, vocabulary=corpus_codes, source="conf/corpus.yaml")
+        enc = build_metadata_encoder("lang2vec", feature=feature, vocabulary=corpus_codes, source="conf/corpus.yaml")
         out[feature] = (enc, enc.encode(corpus_codes))
     return out
 
@@ -218,7 +218,7 @@ def test_geo_cosine_distance_monotone_in_great_circle_distance():
 
 
 def test_geo_cells():
-    enc = build_encoder("geo", cell_degrees=5.0)
+    enc = build_metadata_encoder("geo", cell_degrees=5.0)
     zagreb, zagreb2, belgrade, sarajevo = "45.81 15.98", "45.70 16.10", "44.79 20.45", "43.86 18.41"
     ids = enc.labels([zagreb, zagreb2, belgrade, sarajevo, zagreb]).tolist()
     assert ids[0] == ids[1] == ids[4]
@@ -301,7 +301,7 @@ def test_text_state_dict_round_trip_is_tiny():
 
 
 def test_onehot_fixed_vocabulary():
-    enc = build_encoder("onehot", vocabulary=["bos", "hrv", "srp"], source="data/train/utt2lang")
+    enc = build_metadata_encoder("onehot", vocabulary=["bos", "hrv", "srp"], source="data/train/utt2lang")
     assert enc.dim == 3
     assert enc.labels(["srp", "bos", "srp"]).tolist() == [2, 0, 2]
     e = enc.encode(["srp", "bos"])
@@ -335,21 +335,21 @@ def test_onehot_label_only_mode():
 
 def test_registry_builds_by_name():
     assert set(E.REGISTRY) >= {"lang2vec", "geo", "text", "onehot"}
-    assert isinstance(build_encoder("geo"), GeoEncoder)
-    assert isinstance(build_encoder("text", dim=8), TextEncoder)
-    assert isinstance(build_encoder("onehot"), OneHotEncoder)
-    assert isinstance(build_encoder("lang2vec", feature="genetic"), Lang2VecEncoder)
+    assert isinstance(build_metadata_encoder("geo"), GeoEncoder)
+    assert isinstance(build_metadata_encoder("text", dim=8), TextEncoder)
+    assert isinstance(build_metadata_encoder("onehot"), OneHotEncoder)
+    assert isinstance(build_metadata_encoder("lang2vec", feature="genetic"), Lang2VecEncoder)
     for kind, cls in E.REGISTRY.items():
         assert cls.name == kind
 
 
 def test_registry_errors():
     with pytest.raises(ValueError) as err:
-        build_encoder("wals")
+        build_metadata_encoder("wals")
     msg = str(err.value)
     assert "'wals'" in msg and all(k in msg for k in ("geo", "lang2vec", "onehot", "text"))
     with pytest.raises(TypeError, match="'geo'.*dim"):
-        build_encoder("geo", dim=3)
+        build_metadata_encoder("geo", dim=3)
 
 
 def test_register_new_kind_is_one_class():
@@ -361,7 +361,7 @@ def test_register_new_kind_is_one_class():
             return torch.tensor([[float(len(v))] for v in self._check_values(values)])
 
     try:
-        enc = build_encoder("test_length")
+        enc = build_metadata_encoder("test_length")
         assert enc.encode(["ab", "abc"]).tolist() == [[2.0], [3.0]]
         assert enc.labels(["ab", "abc", "ab"]).tolist() == [0, 1, 0]
         with pytest.raises(ValueError, match="already registered"):

@@ -10,7 +10,7 @@ from masr.losses import hard_triplet_loss
 from masr.model import MASR, ssl_from_run
 from masr.ssl.bestrq import BestRQ
 from masr.train.checkpoint import load_model_weights
-from masr.train.pretrain import build_trainer
+from masr.train.pretrain import build_pretrain_trainer
 from masr.train.run import seed_everything
 from tests.helpers.dumps import make_dump_dir
 
@@ -121,7 +121,7 @@ def test_continues_from_an_ssl_run(dump, tmp_path):
     seed_everything(0)
     config = dict(seed=0, model=tiny_ssl(dump), train_dir=dump, exp_dir=str(tmp_path / "base"), max_batch_frames=400,
                   max_steps=2, lr=1e-3, warmup_steps=1, checkpoint_every=2, precision="fp32", progress=False)
-    build_trainer(config).fit()
+    build_pretrain_trainer(config).fit()
     ckpt = str(tmp_path / "base" / "checkpoints" / "step-00000002")
     model = MASR(tiny_ssl(dump), [MASR_LANG], train_dir=dump)
     missing, unexpected = load_model_weights(model, ckpt)

@@ -41,7 +41,7 @@ def test_weighted_sampling_reads_the_mix_weights(tmp_path):
     from masr.corpora.mix import write_weights
     from masr.data.datadir import read_kaldi_map, write_kaldi_map
     from masr.ssl.bestrq import BestRQ
-    from masr.train.pretrain import build_trainer
+    from masr.train.pretrain import build_pretrain_trainer
     from tests.helpers.dumps import make_dump_dir
 
     dump = make_dump_dir(str(tmp_path / "dump"), num_utts=12, langs=("hrv", "srp"))
@@ -53,7 +53,7 @@ def test_weighted_sampling_reads_the_mix_weights(tmp_path):
               "lr": 1e-3, "warmup_steps": 1, "max_steps": 1, "weighted_sampling": True,
               "model": BestRQ(input_dim=20, d_model=16, num_layers=1, nhead=2, d_ffn=32, kernel_size=3,
                               codebook_size=8)}
-    sampler = build_trainer(config).sampler
+    sampler = build_pretrain_trainer(config).sampler
     utts = sorted(langs)
     expected = [0.75 / 6 if langs[u] == "hrv" else 0.25 / 6 for u in utts]
     assert sampler.weights == pytest.approx(expected)

@@ -6,8 +6,9 @@ import re
 import pytest
 import torch
 
-from masr.downstream.pretrained import (build_encoder, encoder_from_run, encoder_spec, load_encoder,
-                                        newest_checkpoint, save_encoder, unwrap_ssl)
+from masr.downstream.pretrained import encoder_from_run, load_encoder
+from masr.ssl.encoder_file import encoder_from_spec, encoder_spec, save_encoder, unwrap_ssl
+from masr.train.checkpoint import newest_checkpoint
 from masr.model import MASR
 from masr.ssl.bestrq import BestRQ
 from masr.train.checkpoint import load_checkpoint, save_checkpoint
@@ -43,7 +44,7 @@ def test_encoder_from_run_has_the_weights_of_the_newest_checkpoint(run_dir):
         assert torch.equal(value, state["model"][name]), name
     # the trained weights, not a fresh initialisation
     name = next(n for n, _ in encoder.named_parameters())
-    fresh = build_encoder(encoder_spec(encoder)).state_dict()[name]
+    fresh = encoder_from_spec(encoder_spec(encoder)).state_dict()[name]
     assert not torch.equal(own[name], fresh)
 
 
@@ -87,13 +88,13 @@ def test_save_and_load_encoder_round_trip_gives_identical_embeddings(run_dir, tm
         assert torch.equal(load_encoder(run_dir).embed(feats, lengths), encoder.embed(feats, lengths))
 
 
-def test_build_encoder_rebuilds_the_same_architecture(run_dir):
+def test_encoder_from_spec_rebuilds_the_same_architecture(run_dir):
     encoder = encoder_from_run(run_dir)
     spec = encoder_spec(encoder)
     assert spec["class"] == "masr.ssl.bestrq.BestRQ"
     assert spec["hparams"]["d_model"] == 32 and spec["hparams"]["num_layers"] == 2
     assert spec["hparams"]["cmvn"] is None  # the statistics travel in the state dict
-    copy = build_encoder(spec)
+    copy = encoder_from_spec(spec)
     assert type(copy) is BestRQ and copy.hparams == encoder.hparams
     assert {k: v.shape for k, v in copy.state_dict().items()} == {k: v.shape for k, v in encoder.state_dict().items()}
     copy.load_state_dict(encoder.state_dict())
@@ -150,7 +151,7 @@ def test_encoder_from_a_masr_run_is_the_unwrapped_ssl_encoder(run_dir, dump, tmp
 
 def test_a_finished_run_is_read_from_its_encoder_file_from_any_folder(tmp_path, monkeypatch):
     # the run's config names paths relative to where it was trained; encoder.pt needs none of them
-    from masr.downstream.pretrained import ENCODER_FILE, encoder_from_run
+    from masr.ssl.encoder_file import ENCODER_FILE
     from tests.helpers.dumps import make_dump_dir
     from tests.helpers.runs import make_pretrain_run
 
@@ -183,4 +184,4 @@ def test_an_encoder_saved_before_attention_existed_loads_as_relpos_xl():
     spec = encoder_spec(BestRQ(input_dim=20, d_model=32, num_layers=1, nhead=2, d_ffn=64, kernel_size=3,
                                codebook_size=16))
     del spec["hparams"]["attention"]
-    assert build_encoder(spec).encoder.attention_type == "relpos_xl"
+    assert encoder_from_spec(spec).encoder.attention_type == "relpos_xl"

@@ -9,7 +9,8 @@ import torch
 
 from masr.data.dataset import FeatsDataset
 from masr.downstream import probe
-from masr.downstream.pretrained import encoder_from_run, newest_checkpoint
+from masr.downstream.pretrained import encoder_from_run
+from masr.train.checkpoint import newest_checkpoint
 from tests.helpers.dumps import make_dump_dir
 from tests.helpers.runs import make_pretrain_run
 

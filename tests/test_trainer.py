@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from masr.train.checkpoint import list_checkpoints
-from masr.train.pretrain import build_trainer
+from masr.train.pretrain import build_pretrain_trainer
 from tests.helpers.dumps import make_dump_dir
 from tests.helpers.runs import trainer_config as config
 
@@ -21,10 +21,10 @@ class Killed(Exception):
 
 
 def test_killed_and_resumed_run_equals_straight_run(dump, tmp_path):
-    straight = build_trainer(config(dump, str(tmp_path / "a")))
+    straight = build_pretrain_trainer(config(dump, str(tmp_path / "a")))
     straight.fit()
 
-    run = build_trainer(config(dump, str(tmp_path / "b")))
+    run = build_pretrain_trainer(config(dump, str(tmp_path / "b")))
     step_fn, calls = run.step_fn, []
 
     def dying_step(model, batch):  # the process dies during step 6, after the step-4 checkpoint
@@ -38,7 +38,7 @@ def test_killed_and_resumed_run_equals_straight_run(dump, tmp_path):
         run.fit()
     assert [s for s, _ in list_checkpoints(str(tmp_path / "b" / "checkpoints"))] == [4]
 
-    resumed = build_trainer(config(dump, str(tmp_path / "b")))  # a new process: fresh model and RNG
+    resumed = build_pretrain_trainer(config(dump, str(tmp_path / "b")))  # a new process: fresh model and RNG
     resumed.fit()
     assert resumed.step == straight.step == 8
     a, b = straight.model.state_dict(), resumed.model.state_dict()
@@ -50,7 +50,7 @@ def test_killed_and_resumed_run_equals_straight_run(dump, tmp_path):
 
 
 def test_scheduler_is_stepped_once_per_optimizer_step(dump, tmp_path):
-    trainer = build_trainer(config(dump, str(tmp_path), max_steps=6, grad_accum=2, warmup_steps=3, decay="linear",
+    trainer = build_pretrain_trainer(config(dump, str(tmp_path), max_steps=6, grad_accum=2, warmup_steps=3, decay="linear",
                                    min_lr_ratio=0.0))
     seen = []
     step = trainer.optimizer.step
@@ -68,7 +68,7 @@ def test_scheduler_is_stepped_once_per_optimizer_step(dump, tmp_path):
 
 def test_keeps_the_last_k_checkpoints_and_ignores_unfinished_ones(dump, tmp_path):
     os.makedirs(tmp_path / "checkpoints" / "step-00000099.tmp")  # a save interrupted earlier
-    trainer = build_trainer(config(dump, str(tmp_path), max_steps=12, checkpoint_every=2, keep_checkpoints=2))
+    trainer = build_pretrain_trainer(config(dump, str(tmp_path), max_steps=12, checkpoint_every=2, keep_checkpoints=2))
     trainer.fit()
     assert [s for s, _ in list_checkpoints(str(tmp_path / "checkpoints"))] == [10, 12]
     state = torch.load(tmp_path / "checkpoints" / "step-00000012" / "state.pt", weights_only=False)
@@ -78,7 +78,7 @@ def test_keeps_the_last_k_checkpoints_and_ignores_unfinished_ones(dump, tmp_path
 
 
 def test_logs_and_tensorboard(dump, tmp_path):
-    trainer = build_trainer(config(dump, str(tmp_path), max_steps=4))
+    trainer = build_pretrain_trainer(config(dump, str(tmp_path), max_steps=4))
     last = trainer.fit()
     for key in ("loss", "accuracy", "lr", "frames_per_second", "audio_seconds_per_second", "grad_norm"):
         assert key in last
@@ -88,11 +88,11 @@ def test_logs_and_tensorboard(dump, tmp_path):
 
 
 def test_init_from_another_run_reports_new_parameters(dump, tmp_path):
-    build_trainer(config(dump, str(tmp_path / "base"), max_steps=4)).fit()
+    build_pretrain_trainer(config(dump, str(tmp_path / "base"), max_steps=4)).fit()
     trained = torch.load(tmp_path / "base" / "checkpoints" / "step-00000004" / "state.pt", weights_only=False)["model"]
     c = config(dump, str(tmp_path / "cont"), max_steps=1, init_from=str(tmp_path / "base" / "checkpoints" / "step-00000004"))
     c["model"].extra_head = torch.nn.Linear(32, 3)  # e.g. a MASR projection the base run lacks
-    trainer = build_trainer(c)
+    trainer = build_pretrain_trainer(c)
     trainer._resume_or_init()
     assert torch.equal(trainer.model.state_dict()["head.weight"], trained["head.weight"])
     log = (tmp_path / "cont" / "train_log.txt").read_text()
@@ -101,5 +101,5 @@ def test_init_from_another_run_reports_new_parameters(dump, tmp_path):
 
 def test_precision_choices(dump, tmp_path):
     with pytest.raises(ValueError, match="bf16 autocast is for CUDA"):
-        build_trainer(config(dump, str(tmp_path), precision="bf16"))
-    assert build_trainer(config(dump, str(tmp_path), precision="auto")).autocast_dtype is None
+        build_pretrain_trainer(config(dump, str(tmp_path), precision="bf16"))
+    assert build_pretrain_trainer(config(dump, str(tmp_path), precision="auto")).autocast_dtype is None

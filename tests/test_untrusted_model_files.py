@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from masr.downstream.finetune import load_finetuned
-from masr.downstream.pretrained import build_encoder, encoder_spec, load_encoder
+from masr.downstream.pretrained import load_encoder
+from masr.ssl.encoder_file import encoder_from_spec, encoder_spec
 from masr.ssl.bestrq import BestRQ
 from masr.train.checkpoint import CheckpointError, load_checkpoint, load_model_weights, save_checkpoint
 
@@ -56,14 +57,14 @@ def test_model_files_may_only_name_masr_encoders(name):
     spec = encoder_spec(tiny())
     spec["class"] = name
     with pytest.raises(ValueError, match="not one of masr's encoders"):
-        build_encoder(spec)
+        encoder_from_spec(spec)
 
 
 def test_encoder_hparams_must_be_plain_values():
     spec = encoder_spec(tiny())
     spec["hparams"]["cmvn"] = {"__class__": "x", "nested": [object()]}
     with pytest.raises(ValueError, match="hparams must be a mapping of numbers, strings"):
-        build_encoder(spec)
+        encoder_from_spec(spec)
 
 
 def test_a_fine_tuned_model_cannot_point_outside_its_folder(tmp_path):

@@ -244,7 +244,7 @@ def test_learns_on_a_repeated_batch():
 
 def test_config_trains_with_the_pretraining_stage(tmp_path):
     from masr.nnet.conformer import num_parameters
-    from masr.train.pretrain import build_trainer
+    from masr.train.pretrain import build_pretrain_trainer
     from masr.utils.config import load_config
     from tests.helpers.dumps import make_dump_dir
 
@@ -259,7 +259,7 @@ def test_config_trains_with_the_pretraining_stage(tmp_path):
     config = load_config(CONFIG, {"train_dir": dump, "exp_dir": str(tmp_path / "exp"), "max_steps": 3,
                                   "max_batch_frames": 400, "warmup_steps": 1, "log_every": 1, "progress": False,
                                   "valid_every": 0, "model": small})
-    trainer = build_trainer(config)
+    trainer = build_pretrain_trainer(config)
     last = trainer.fit()
     assert trainer.step == 3 and math.isfinite(last["loss"])
     assert {"contrastive_loss", "mlm_loss", "temperature"} <= set(last)

@@ -20,6 +20,7 @@ bookkeeping ones (``utt2dur``, ``utt2num_frames``) is a stream named ``<key>``, 
 the transcript stream. A corpus adds a stream by writing a file, not code.
 """
 
+import hashlib
 import math
 import os
 import re
@@ -106,6 +107,22 @@ def read_kaldi_map(path, allow_empty_value=False):
                 raise DataDirError(f"{where}: utterance '{key}': duplicate key")
             out[key] = value
     return out
+
+
+def mapping_id(mapping):
+    """A digest of ``{utt: label}``: results computed on the same utterances and labels share it.
+
+    Example
+    -------
+    >>> mapping_id({"u1": "hrv", "u2": "srp"}) == mapping_id({"u2": "srp", "u1": "hrv"})
+    True
+    >>> mapping_id({"u1": "hrv"}) == mapping_id({"u1": "srp"})
+    False
+    """
+    digest = hashlib.sha256()
+    for utt in sorted(mapping):
+        digest.update(f"{utt} {mapping[utt]}\n".encode("utf-8"))
+    return digest.hexdigest()[:16]
 
 
 def write_kaldi_map(path, mapping):

@@ -60,11 +60,10 @@ import tempfile
 
 import torch
 
-from masr.data.datadir import DataDir, DataDirError
+from masr.data.datadir import DataDir, DataDirError, mapping_id
 from masr.data.dataset import FeatsDataset, collate_feats
 from masr.data.sampler import DynamicBucketBatchSampler
 from masr.downstream import finetune
-from masr.downstream.langid import data_id
 from masr.downstream.pretrained import run_name
 from masr.metrics import error_rate_stats, wer
 from masr.nnet.conformer import Conv2dSubsampling
@@ -212,7 +211,7 @@ def train_tokenizer(sentences, out_dir, vocab_size, model_type="unigram", meta=N
 def prepare_tokenizer(texts, exp_dir, vocab_size, model_type="unigram"):
     """The tokenizer of a run: ``<exp_dir>/tokenizer``, trained on ``texts`` unless already there.
 
-    ``tokenizer/tokenizer.json`` records the digest of the training text (:func:`data_id`) and the
+    ``tokenizer/tokenizer.json`` records the digest of the training text (:func:`masr.data.datadir.mapping_id`) and the
     settings; a tokenizer with the same ones is reused. One trained on other text or settings is
     replaced, unless the run already has checkpoints (their output layer belongs to it): then
     ValueError.
@@ -235,7 +234,7 @@ def prepare_tokenizer(texts, exp_dir, vocab_size, model_type="unigram"):
 
     out_dir = os.path.join(exp_dir, TOKENIZER_DIR)
     meta_file = os.path.join(out_dir, "tokenizer.json")
-    wanted = {"text_id": data_id(texts), "model_type": model_type, "requested_vocab_size": int(vocab_size),
+    wanted = {"text_id": mapping_id(texts), "model_type": model_type, "requested_vocab_size": int(vocab_size),
               "character_coverage": 1.0, "normalization": "identity", "num_sentences": len(texts)}
     if os.path.isfile(meta_file) and os.path.isfile(os.path.join(out_dir, "sp.model")):
         with open(meta_file, encoding="utf-8") as f:
@@ -961,7 +960,7 @@ def run(config, rank=0, world_size=1, device=None):
         blank = ((logits.argmax(-1) == BLANK) & valid).sum() / valid.sum().clamp(min=1)
         return loss, {"blank_fraction": blank.detach()}
 
-    trainer = finetune.build_trainer(config, model, train, step_fn, rank, world_size, device)
+    trainer = finetune.build_finetune_trainer(config, model, train, step_fn, rank, world_size, device)
     trainer.fit()
     if rank != 0:
         return None
@@ -990,7 +989,7 @@ def run(config, rank=0, world_size=1, device=None):
     results = {"task": "asr", "model": run_name(config["pretrained"]),
                "seed": config["seed"],
                "data": {"train": config["train_dir"], "dev": config["dev_dir"], "test": config["test_dir"],
-                        "test_id": data_id(refs)},
+                        "test_id": mapping_id(refs)},
                "vocab_size": tokenizer.vocab_size, "decoding": decoding_name(beam_size),
                "languages": sorted(set(langs.values())),
                "selected": {"step": step, f"dev_{metric}": dev_score, "metric": metric}, **scores}

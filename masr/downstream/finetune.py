@@ -24,7 +24,8 @@ import torch
 
 from masr.data.dataset import FeatsDataset, collate_feats
 from masr.data.sampler import DynamicBucketBatchSampler
-from masr.downstream.pretrained import build_encoder, encoder_from_run, encoder_spec
+from masr.downstream.pretrained import encoder_from_run
+from masr.ssl.encoder_file import encoder_from_spec, encoder_spec
 from masr.train.checkpoint import list_checkpoints, load_checkpoint
 from masr.train.schedule import WarmupDecay
 from masr.train.trainer import Trainer
@@ -121,7 +122,7 @@ class RandomCrop:
         return collate_feats(items)
 
 
-def build_trainer(config, model, dataset, step_fn, rank=0, world_size=1, device=None, valid_fn=None):
+def build_finetune_trainer(config, model, dataset, step_fn, rank=0, world_size=1, device=None, valid_fn=None):
     """The shared trainer for a fine-tuning ``config`` (keys: see ``egs/mini/conf/langid.yaml``)."""
     crop = config.get("crop_frames")
     lengths = [min(n, crop) if crop else n for n in dataset.num_frames]
@@ -276,7 +277,7 @@ def load_finetuned(model_dir):
         raise FileNotFoundError(f"{spec_file}: not found; is '{model_dir}' a finished LangID/ASR fine-tuning run?")
     with open(spec_file, encoding="utf-8") as f:
         spec = json.load(f)
-    model = FineTuneModel(build_encoder(spec["encoder"]), spec["num_outputs"], spec["pooled"], layer=spec["layer"])
+    model = FineTuneModel(encoder_from_spec(spec["encoder"]), spec["num_outputs"], spec["pooled"], layer=spec["layer"])
     checkpoint = os.path.realpath(os.path.join(model_dir, str(spec["checkpoint"])))
     if os.path.commonpath([checkpoint, os.path.realpath(model_dir)]) != os.path.realpath(model_dir):
         raise ValueError(f"{spec_file}: checkpoint {spec['checkpoint']!r} is outside the model folder")

@@ -29,14 +29,13 @@ one dev selection kept. Report of the kept model (``results.json``, ``per_langua
 - per-language accuracy and the full confusion matrix.
 """
 
-import hashlib
 import os
 import sys
 
 import numpy as np
 import torch
 
-from masr.data.datadir import DataDir, read_kaldi_map
+from masr.data.datadir import DataDir, mapping_id, read_kaldi_map
 from masr.data.dataset import FeatsDataset
 from masr.downstream import finetune
 from masr.downstream.pretrained import run_name
@@ -52,22 +51,6 @@ from masr.train.run import (
 from masr.utils.config import make_parser, parse_arguments
 from masr.utils.fileio import atomic_open
 from masr.utils.progress import from_config
-
-
-def data_id(mapping):
-    """A digest of ``{utt: label}``: results computed on the same utterances and labels share it.
-
-    Example
-    -------
-    >>> data_id({"u1": "hrv", "u2": "srp"}) == data_id({"u2": "srp", "u1": "hrv"})
-    True
-    >>> data_id({"u1": "hrv"}) == data_id({"u1": "srp"})
-    False
-    """
-    digest = hashlib.sha256()
-    for utt in sorted(mapping):
-        digest.update(f"{utt} {mapping[utt]}\n".encode("utf-8"))
-    return digest.hexdigest()[:16]
 
 
 def split_by_overlap(references, predictions, seen):
@@ -217,7 +200,7 @@ def run(config, rank=0, world_size=1, device=None):
         loss = torch.nn.functional.cross_entropy(logits.float(), targets)
         return loss, {"accuracy": (logits.argmax(-1) == targets).float().mean().detach()}
 
-    trainer = finetune.build_trainer(config, model, train, step_fn, rank, world_size, device)
+    trainer = finetune.build_finetune_trainer(config, model, train, step_fn, rank, world_size, device)
     if config.get("head_init", "random") == "linear_probe":
         init_head_by_linear_probe(trainer, config, index, device)
     elif config.get("head_init", "random") != "random":
@@ -262,7 +245,7 @@ def run(config, rank=0, world_size=1, device=None):
     results = {"task": "langid", "model": run_name(config["pretrained"]),
                "seed": config["seed"],
                "data": {"train": config["train_dir"], "dev": config["dev_dir"], "test": config["test_dir"],
-                        "test_id": data_id(test_refs)},
+                        "test_id": mapping_id(test_refs)},
                "selected": {"step": step, "dev_accuracy": dev_acc, "kind": kept}, **models, **results}
     write_reports(config["exp_dir"], results, predictions)
     for kind in models:

@@ -38,7 +38,8 @@ import torch
 from masr.data.datadir import DataDir, DataDirError, read_ark_entry, read_kaldi_map
 from masr.data.dataset import FeatsDataset, collate_feats
 from masr.data.sampler import DynamicBucketBatchSampler
-from masr.downstream.pretrained import load_encoder, newest_checkpoint, run_name
+from masr.downstream.pretrained import load_encoder, run_name
+from masr.train.checkpoint import newest_checkpoint
 from masr.utils.config import make_parser, parse_arguments
 from masr.utils.fileio import atomic_open
 from masr.utils.progress import from_config, progress
@@ -260,7 +261,7 @@ def check_speaker_independent(task, train, test, read_file):
                          f"{sorted(shared)[:5]}")
 
 
-def data_id(labels_by_split):
+def folds_id(labels_by_split):
     """A digest of the (dataset, utt, label) triples of every fold: same data <=> same id."""
     digest = hashlib.sha256()
     for fold in labels_by_split:
@@ -304,7 +305,7 @@ def run_task(task, embeddings, read_file, l2, predictions=None):
             "fold_accuracies": accuracies,
             "num_classes": len({c for fold in described for part in fold for _, _, c in part}),
             "num_train": len(first_train[1]), "num_test": len(first_test[1]),
-            "speaker_independent": bool(task.get("speaker_independent", False)), "data_id": data_id(described)}
+            "speaker_independent": bool(task.get("speaker_independent", False)), "data_id": folds_id(described)}
 
 
 def write_predictions(path, predictions):

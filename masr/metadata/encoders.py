@@ -6,13 +6,13 @@ and a fixed vector e_j (float, ``dim`` wide) whose distances the representation 
 towards. LASR uses the labels only. An encoder turns a batch of the raw strings that
 ``masr.data.dataset.collate_feats`` returns into both:
 
->>> enc = build_encoder("geo", cell_degrees=5.0)
+>>> enc = build_metadata_encoder("geo", cell_degrees=5.0)
 >>> enc.labels(["45.1 15.2", "45.3 16.0", "59.3 18.1"]).tolist()
 [0, 0, 1]
 >>> enc.encode(["45.1 15.2"]).shape
 torch.Size([1, 3])
 
-Encoders are chosen per stream in the configuration by registry name (``build_encoder(kind,
+Encoders are chosen per stream in the configuration by registry name (``build_metadata_encoder(kind,
 **kwargs)``); a new kind of metadata is one class decorated with ``@register("name")``.
 Nothing here has parameters or gradients: every vector is a fixed function of the value.
 
@@ -115,7 +115,7 @@ def register(name):
     ...     dim = 1
     ...     def encode(self, values):
     ...         return torch.ones(len(self._check_values(values)), 1)
-    >>> build_encoder("doc_example_constant").encode(["a", "b"]).tolist()
+    >>> build_metadata_encoder("doc_example_constant").encode(["a", "b"]).tolist()
     [[1.0], [1.0]]
     >>> _ = REGISTRY.pop("doc_example_constant")
     """
@@ -130,7 +130,7 @@ def register(name):
     return decorator
 
 
-def build_encoder(kind, **kwargs):
+def build_metadata_encoder(kind, **kwargs):
     """Build the registered encoder ``kind`` with its keyword arguments.
 
     Arguments
@@ -149,9 +149,9 @@ def build_encoder(kind, **kwargs):
 
     Example
     -------
-    >>> build_encoder("onehot", vocabulary=["a", "b"]).dim
+    >>> build_metadata_encoder("onehot", vocabulary=["a", "b"]).dim
     2
-    >>> build_encoder("nope")
+    >>> build_metadata_encoder("nope")
     Traceback (most recent call last):
         ...
     ValueError: unknown metadata encoder kind 'nope'; known kinds: geo, lang2vec, onehot, text
@@ -173,13 +173,13 @@ def encoder_from_state(state, source=None):
 
     Example
     -------
-    >>> enc = build_encoder("geo", cell_degrees=10.0)
+    >>> enc = build_metadata_encoder("geo", cell_degrees=10.0)
     >>> _ = enc.labels(["1 1", "50 50"])
     >>> copy = encoder_from_state(enc.state_dict())
     >>> copy.cell_degrees, copy.vocabulary
     (10.0, ['0,0', '5,5'])
     """
-    encoder = build_encoder(state["kind"], source=source, **state.get("config", {}))
+    encoder = build_metadata_encoder(state["kind"], source=source, **state.get("config", {}))
     encoder.load_state_dict(state)
     return encoder
 

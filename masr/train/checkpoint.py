@@ -67,6 +67,15 @@ def list_checkpoints(folder):
     return sorted(found)
 
 
+def newest_checkpoint(run_dir):
+    """The newest finished checkpoint folder of a run (``<run_dir>/checkpoints/step-N``);
+    FileNotFoundError naming the run if there is none."""
+    found = list_checkpoints(os.path.join(run_dir, "checkpoints"))
+    if not found:
+        raise FileNotFoundError(f"{run_dir}/checkpoints: no finished checkpoint; has this run been trained?")
+    return found[-1][1]
+
+
 def remove_unfinished(folder):
     """Delete ``step-*.tmp`` folders left by a run killed while saving (rank 0, before training)."""
     if os.path.isdir(folder):

@@ -27,6 +27,8 @@ import torch
 from masr.data.dataset import FeatsDataset, collate_feats
 from masr.data.sampler import DynamicBucketBatchSampler
 from masr.data.shards import ShardedBatchSampler, shard_of_items
+from masr.ssl.encoder_file import ENCODER_FILE, save_encoder, unwrap_ssl
+from masr.train.checkpoint import newest_checkpoint
 from masr.train.run import (  # seed_everything: also what run folders' config.yaml written before run.py name
     TRAINING_ERRORS,
     RunConfigMismatch,
@@ -112,7 +114,7 @@ def make_valid_fn(config, device):
     return valid_fn
 
 
-def build_trainer(config, rank=0, world_size=1, device=None):
+def build_pretrain_trainer(config, rank=0, world_size=1, device=None):
     """Everything the pretraining run needs, from a loaded config."""
     device = device or torch.device("cpu")
     seed_everything(config["seed"] + rank)
@@ -159,8 +161,6 @@ def build_trainer(config, rank=0, world_size=1, device=None):
 def export_encoder(trainer):
     """``<exp_dir>/encoder.pt``: the SSL encoder of the newest checkpoint in one self-contained file,
     which downstream stages and ``masr.infer`` read from any folder."""
-    from masr.downstream.pretrained import ENCODER_FILE, newest_checkpoint, save_encoder, unwrap_ssl
-
     save_encoder(unwrap_ssl(trainer._unwrapped()).cpu(), os.path.join(trainer.exp_dir, ENCODER_FILE),
                  checkpoint=newest_checkpoint(trainer.exp_dir))
 
@@ -171,7 +171,7 @@ def main(argv=None):
     args, config = parse_arguments(parser, argv)
     try:
         with training_run(args, config, argv) as (rank, world, device):
-            trainer = build_trainer(config, rank, world, device)
+            trainer = build_pretrain_trainer(config, rank, world, device)
             last = trainer.fit()
             if config.get("compile", False):
                 trainer._log_line(f"torch.compile built {compiled_graphs()} graph(s) in this run")

@@ -124,7 +124,7 @@ def make_langid_models(root):
 
 
 def trainer_config(dump, exp_dir, **kw):
-    """A loaded pretraining config (a 1-layer BEST-RQ on ``dump``) for :func:`masr.train.pretrain.build_trainer`:
+    """A loaded pretraining config (a 1-layer BEST-RQ on ``dump``) for :func:`masr.train.pretrain.build_pretrain_trainer`:
     8 steps of 2 micro-batches, a checkpoint every 4; ``kw`` overrides keys."""
     seed_everything(7)
     model = BestRQ(input_dim=20, d_model=32, num_layers=1, nhead=2, d_ffn=64, kernel_size=3, codebook_size=32,
