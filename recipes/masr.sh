@@ -29,9 +29,11 @@ pretrain_set=pretrain   # dump dir the SSL models train on
 valid_set=dev           # dump dir for the validation loss
 pretrain_opts=          # extra overrides for every pretraining run, e.g. "--max_steps 50"
 launcher=python         # or "torchrun --nproc_per_node=4" for DDP
-masr_configs="conf/continue_bestrq.yaml conf/continue_lasr.yaml conf/continue_masr.yaml conf/continue_geomasr.yaml conf/continue_textmasr.yaml"
+masr_configs="conf/continue_bestrq.yaml conf/continue_lasr.yaml conf/continue_masr.yaml"   # stage 4
+masr_configs+=" conf/continue_geomasr.yaml conf/continue_textmasr.yaml"
 baseline=pretrain_bestrq   # stage 4 continues from <exp>/<baseline>'s newest checkpoint
-baseline_step=          # ... or from its checkpoint of this step (the paper: 1000000; keep it with keep_steps)
+baseline_step=          # ... or from its checkpoint of this step (the paper: 1000000; keep it
+                        # with keep_steps)
 masr_opts=              # extra overrides for every stage-4 run
 seeds=1                 # replicates: stage 4 continues each config once per seed (<exp>/<config>/seed<S>/),
                         # stages 5-7 fine-tune / probe each model once per seed (on that seed's run)
@@ -42,7 +44,8 @@ langid_config=conf/langid.yaml
 langid_models="continue_bestrq continue_lasr continue_masr"   # runs in <model_exp> to fine-tune
 langid_sets="train dev test"   # dump dirs: train, select (dev), report (test)
 langid_pretrain_langs=  # utt2lang of the pretraining data: its languages are the overlapped (O) ones
-                        # (default: <dump>/<pretrain_set>/utt2lang, else <model_exp>/../dump/<pretrain_set>/utt2lang)
+                        # (default: <dump>/<pretrain_set>/utt2lang,
+                        # else <model_exp>/../dump/<pretrain_set>/utt2lang)
 langid_opts=
 asr_config=conf/asr.yaml
 asr_models="continue_bestrq continue_masr"
@@ -104,7 +107,8 @@ Options:
   --masr-opts \"--valid_dir '/data/my dump/dev'\" or --local-data-opts \"--db '/data/my corpus'\".
   --local-data-opts S   extra options for $local_data (default: '$local_data_opts')
   --fbank-config FILE   filterbank config for stage 2 (default: $fbank_config)
-  --shard-utts N        stage 2 writes shards of N random utterances, 0: one ark per job (default: $shard_utts)
+  --shard-utts N        stage 2 writes shards of N random utterances, 0: one ark per job \
+(default: $shard_utts)
   --validate-opts S     options for tools/validate_data_dir.sh (default: '$validate_opts')
   --pretrain-configs \"A.yaml B.yaml\"  stage 3 configs (default: $pretrain_configs)
   --pretrain-set S --valid-set S      dump dirs to train / validate on (default: $pretrain_set $valid_set)
@@ -116,7 +120,8 @@ Options:
   --masr-opts S         overrides for every stage-4 run (default: '$masr_opts')
   --seeds \"1 2 3\"      replicates of stages 4-7 (default: $seeds): mean ± std and paired
                         confidence intervals in the report
-  --lang2vec-config F --lang2vec-types \"T ...\"  one more stage-4 run per URIEL type (default: '$lang2vec_types')
+  --lang2vec-config F --lang2vec-types \"T ...\"  one more stage-4 run per URIEL type \
+(default: '$lang2vec_types')
   --model-exp DIR       where stages 5-7 find pretrained runs (default: the --exp folder)
   --langid-config F --langid-models \"A ...\" --langid-opts S --langid-sets \"TR DEV TEST\"
   --langid-pretrain-langs FILE   utt2lang of the pretraining data: O vs NO languages
@@ -134,7 +139,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$root/tools/parse_options.sh"
 if [ $# -gt 0 ]; then echo "$0: unexpected argument '$1' (see --help)" >&2; exit 2; fi
 for v in stage stop_stage nj shard_utts; do
-  [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "$0: --${v//_/-} must be a non-negative integer, got '${!v}'" >&2; exit 2; }
+  [[ "${!v}" =~ ^[0-9]+$ ]] ||
+    { echo "$0: --${v//_/-} must be a non-negative integer, got '${!v}'" >&2; exit 2; }
 done
 [[ "$seeds" =~ ^[[:space:]]*[0-9]+([[:space:]]+[0-9]+)*[[:space:]]*$ ]] ||
   { echo "$0: --seeds must be a list of non-negative integers, e.g. \"1 2 3\", got '$seeds'" >&2; exit 2; }
@@ -150,7 +156,8 @@ done
 . "$root/tools/cmd.sh"
 cmd_init "$cmd" || exit 2
 if [ "$cmd_backend" = slurm ] && [ -n "${gpus// /}" ]; then
-  echo "$0: --gpus is for --cmd local; under Slurm a job gets its GPUs with --gres (e.g. --cmd \"slurm --gres gpu:1\")" >&2
+  echo "$0: --gpus is for --cmd local; under Slurm a job gets its GPUs with --gres" \
+    "(e.g. --cmd \"slurm --gres gpu:1\")" >&2
   exit 2
 fi
 # shellcheck disable=SC1091
@@ -172,7 +179,10 @@ threads=$(( cores / slots > 0 ? cores / slots : 1 ))   # CPU threads of each par
 run_stage_jobs() { jobs_nj=$nj jobs_gpus=$gpus jobs_prefix="masr.$corpus.$1." run_jobs "$exp/log/$1"; }
 # One run of stage 2 or 3: run_stage_cmd STAGE NAME ARG... runs ARG... here (output into the stage's
 # log), or as a Slurm job masr.<corpus>.STAGE.NAME logging to <exp>/log/STAGE/NAME.log (and the stage's log).
-run_stage_cmd() { local st="$1" name="$2"; shift 2; cmd_stream "masr.$corpus.$st.$name" "$exp/log/$st/$name.log" "$@"; }
+run_stage_cmd() {
+  local st="$1" name="$2"; shift 2
+  cmd_stream "masr.$corpus.$st.$name" "$exp/log/$st/$name.log" "$@"
+}
 
 # The signature of a stage: its options and the contents of the files they name.
 signature() {
@@ -251,8 +261,9 @@ stage_pretrain() {
   local conf tag
   for conf in $pretrain_configs; do
     tag="$(basename "$conf" .yaml)"
-    run_stage_cmd stage3.pretrain "$tag" "${launcher_a[@]}" -m masr.train.pretrain "$conf" --train_dir "$dump/$pretrain_set" \
-      --valid_dir "$dump/$valid_set" --exp_dir "$exp/$tag" --progress false "${pretrain_opts_a[@]}"
+    run_stage_cmd stage3.pretrain "$tag" "${launcher_a[@]}" -m masr.train.pretrain "$conf" \
+      --train_dir "$dump/$pretrain_set" --valid_dir "$dump/$valid_set" --exp_dir "$exp/$tag" \
+      --progress false "${pretrain_opts_a[@]}"
   done
 }
 
@@ -280,19 +291,20 @@ stage_masr() {
     return 1
   fi
   echo "stage 4: continuing from $ckpt"
-  local common=(--train_dir "$dump/$pretrain_set" --valid_dir "$dump/$valid_set" --baseline_dir "$exp/$baseline"
-                --init_from "$ckpt" --progress false --cpu_threads "$threads" "${masr_opts_a[@]}")
+  local common=(--train_dir "$dump/$pretrain_set" --valid_dir "$dump/$valid_set"
+                --baseline_dir "$exp/$baseline" --init_from "$ckpt" --progress false
+                --cpu_threads "$threads" "${masr_opts_a[@]}")
   local seed
   for seed in $seeds; do
     for conf in $masr_configs; do
       tag="$(basename "$conf" .yaml)"
-      add_cmd "$tag.seed$seed" "${launcher_a[@]}" -m masr.train.pretrain "$conf" --exp_dir "$exp/$tag/seed$seed" \
-        --seed "$seed" "${common[@]}"
+      add_cmd "$tag.seed$seed" "${launcher_a[@]}" -m masr.train.pretrain "$conf" \
+        --exp_dir "$exp/$tag/seed$seed" --seed "$seed" "${common[@]}"
     done
     for type in $lang2vec_types; do
       tag="$(basename "$lang2vec_config" .yaml)_$type"
-      add_cmd "$tag.seed$seed" "${launcher_a[@]}" -m masr.train.pretrain "$lang2vec_config" --lang_feature "$type" \
-        --exp_dir "$exp/$tag/seed$seed" --seed "$seed" "${common[@]}"
+      add_cmd "$tag.seed$seed" "${launcher_a[@]}" -m masr.train.pretrain "$lang2vec_config" \
+        --lang_feature "$type" --exp_dir "$exp/$tag/seed$seed" --seed "$seed" "${common[@]}"
     done
   done
   run_stage_jobs stage4.masr
@@ -322,11 +334,12 @@ stage_finetune() {
   for model in $models; do
     for seed in $seeds; do
       run="$(pretrained_run "$model" "$seed")"
-      [ -n "$run" ] || { echo "stage $task: no pretrained run $model_exp/$model or $model_exp/$model/seed$seed" \
-                              "(did stage 4 run with these --seeds?)" >&2; return 1; }
+      [ -n "$run" ] || { echo "stage $task: no pretrained run $model_exp/$model" \
+        "or $model_exp/$model/seed$seed (did stage 4 run with these --seeds?)" >&2; return 1; }
       add_cmd "$model.seed$seed" "${launcher_a[@]}" -m "masr.downstream.$task" "$conf" --pretrained "$run" \
-        --train_dir "$dump/$train" --dev_dir "$dump/$dev" --test_dir "$dump/$test" --fbank_config "$fbank_config" \
-        --exp_dir "$exp/$task/$model/seed$seed" --seed "$seed" --progress false --cpu_threads "$threads" \
+        --train_dir "$dump/$train" --dev_dir "$dump/$dev" --test_dir "$dump/$test" \
+        --fbank_config "$fbank_config" --exp_dir "$exp/$task/$model/seed$seed" --seed "$seed" \
+        --progress false --cpu_threads "$threads" \
         "${extra[@]}" "${opts_ref[@]}"
     done
   done
@@ -365,9 +378,11 @@ stage_probe() {
   for model in $probe_models; do
     for seed in $seeds; do
       run="$(pretrained_run "$model" "$seed")"
-      [ -n "$run" ] || { echo "stage probe: no pretrained run $model_exp/$model or $model_exp/$model/seed$seed" >&2; return 1; }
-      add_cmd "$model.seed$seed" python -m masr.downstream.probe "$probe_config" --pretrained "$run" --dump_dir "$dump" \
-        --exp_dir "$exp/probe/$model/seed$seed" --cpu_threads "$threads" "${probe_opts_a[@]}"
+      [ -n "$run" ] || { echo "stage probe: no pretrained run $model_exp/$model" \
+        "or $model_exp/$model/seed$seed" >&2; return 1; }
+      add_cmd "$model.seed$seed" python -m masr.downstream.probe "$probe_config" --pretrained "$run" \
+        --dump_dir "$dump" --exp_dir "$exp/probe/$model/seed$seed" --cpu_threads "$threads" \
+        "${probe_opts_a[@]}"
     done
   done
   run_stage_jobs stage7.probe
@@ -388,7 +403,8 @@ stage_pack() {
         *) src="$(pretrained_run "$item" "$seed")"; out="$exp/packed/encoder-$item-seed$seed"
            extra=(--fbank-config "$fbank_config") ;;
       esac
-      [ -n "$src" ] && [ -e "$src" ] || { echo "stage pack: nothing to pack for '$item', seed $seed" >&2; return 1; }
+      [ -n "$src" ] && [ -e "$src" ] ||
+        { echo "stage pack: nothing to pack for '$item', seed $seed" >&2; return 1; }
       python -m masr.hub pack "$src" "$out" --overwrite "${extra[@]}"
     done
   done
@@ -396,13 +412,15 @@ stage_pack() {
 
 run_stage 1 data "$(signature "$local_data" "$local_data_opts" "$splits" "$data" \
   "$(for split in $splits; do echo "$split: $(required_files "$split" | sort -u)"; done)")" stage_data
-run_stage 2 features "$(signature "$fbank_config" "$shard_utts" "$splits" "$data" "$dump" "$exp/stamps/stage1.data.done")" stage_features
+run_stage 2 features "$(signature "$fbank_config" "$shard_utts" "$splits" "$data" "$dump" \
+  "$exp/stamps/stage1.data.done")" stage_features
 [ -n "$pretrain_configs" ] &&
-run_stage 3 pretrain "$(signature $pretrain_configs "$pretrain_opts" "$pretrain_set" "$valid_set" "$launcher" "$exp/stamps/stage2.features.done")" stage_pretrain
+run_stage 3 pretrain "$(signature $pretrain_configs "$pretrain_opts" "$pretrain_set" "$valid_set" \
+  "$launcher" "$exp/stamps/stage2.features.done")" stage_pretrain
 [ -n "$masr_configs$lang2vec_types" ] &&
 run_stage 4 masr "$(signature $masr_configs "$masr_opts" "$lang2vec_config" "$lang2vec_types" "$seeds" \
-  "$baseline" "$(baseline_checkpoint)" "$pretrain_set" "$valid_set" "$launcher" "$exp/stamps/stage3.pretrain.done")" \
-  stage_masr
+  "$baseline" "$(baseline_checkpoint)" "$pretrain_set" "$valid_set" "$launcher" \
+  "$exp/stamps/stage3.pretrain.done")" stage_masr
 # Stages 5-7 depend on the pretrained runs: through stage 4's (and 3's) stamp, and, for runs of
 # another recipe (--model-exp), through the size and time of each run's exported encoder.
 model_versions() {
@@ -414,19 +432,22 @@ model_versions() {
     done
   done
 }
-upstream="$exp/stamps/stage2.features.done $exp/stamps/stage3.pretrain.done $exp/stamps/stage4.masr.done $model_exp"
+upstream="$exp/stamps/stage2.features.done $exp/stamps/stage3.pretrain.done"
+upstream+=" $exp/stamps/stage4.masr.done $model_exp"
 [ -n "$langid_models$lang2vec_types" ] &&
 run_stage 5 langid "$(signature "$langid_config" "$langid_models" "$(lang2vec_runs)" "$seeds" "$langid_sets" \
-  "$langid_opts" "$langid_pretrain_langs" "$launcher" "$upstream" "$(model_versions $langid_models $(lang2vec_runs))")" \
-  stage_langid
+  "$langid_opts" "$langid_pretrain_langs" "$launcher" "$upstream" \
+  "$(model_versions $langid_models $(lang2vec_runs))")" stage_langid
 [ -n "$asr_models" ] &&
-run_stage 6 asr "$(signature "$asr_config" "$asr_models" "$seeds" "$asr_sets" "$asr_opts" "$launcher" "$upstream" \
-  "$(model_versions $asr_models)")" stage_asr
+run_stage 6 asr "$(signature "$asr_config" "$asr_models" "$seeds" "$asr_sets" "$asr_opts" "$launcher" \
+  "$upstream" "$(model_versions $asr_models)")" stage_asr
 [ -n "$probe_models" ] &&
 run_stage 7 probe "$(signature "$probe_config" "$probe_models" "$seeds" "$probe_opts" "$upstream" \
   "$(model_versions $probe_models)")" stage_probe
-run_stage 8 report "$(signature "$report_config" "$exp/stamps/stage5.langid.done" "$exp/stamps/stage6.asr.done" "$exp/stamps/stage7.probe.done")" stage_report
+run_stage 8 report "$(signature "$report_config" "$exp/stamps/stage5.langid.done" \
+  "$exp/stamps/stage6.asr.done" "$exp/stamps/stage7.probe.done")" stage_report
 [ -n "$pack_models" ] &&
 run_stage 9 pack "$(signature "$pack_models" "$seeds" "$fbank_config" "$exp/stamps/stage5.langid.done" \
-  "$exp/stamps/stage6.asr.done" "$upstream" "$(model_versions $(for m in $pack_models; do [[ $m == */* ]] || echo "$m"; done))")" stage_pack
+  "$exp/stamps/stage6.asr.done" "$upstream" \
+  "$(model_versions $(for m in $pack_models; do [[ $m == */* ]] || echo "$m"; done))")" stage_pack
 log "finished stages $stage..$stop_stage"

@@ -21,3 +21,13 @@ def models(tmp_path_factory):
     from tests.helpers.runs import make_langid_models
 
     return make_langid_models(tmp_path_factory.mktemp("infer"))
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    """A valid data directory with real WAVs and every metadata stream
+    (:func:`tests.helpers.validate_cases.make_valid_data_dir`); tests/test_validate.py and
+    tests/test_bad_input_catalogue.py break it in the ways of ``BROKEN``."""
+    from tests.helpers.validate_cases import make_valid_data_dir
+
+    return make_valid_data_dir(tmp_path)

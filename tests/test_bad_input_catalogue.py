@@ -4,8 +4,8 @@ reads them.
 
 Every case must stop with a non-zero exit status, a message that names the file and the line or
 utterance at fault, no Python traceback, and no stamp for the failing stage (nothing is marked
-done that is not). The data-dir cases are those of ``tests/test_validate.py`` (``BROKEN``), met
-here as stage 1 meets them; the others are listed below.
+done that is not). The data-dir cases are those of ``tests/test_validate.py`` (``BROKEN``, in
+``tests/helpers/validate_cases.py``), met here as stage 1 meets them; the others are listed below.
 """
 
 import os
@@ -24,7 +24,7 @@ import torch
 from masr.data.datadir import read_kaldi_map, write_kaldi_map
 from tests.helpers.dumps import make_dump_dir
 from tests.helpers.runs import tiny_bestrq_config
-from tests.test_validate import BROKEN, SPEC, SR, _set, _wav, data_dir  # noqa: F401 (data_dir: a fixture)
+from tests.helpers.validate_cases import BROKEN, SPEC, SR, set_value, wav_path
 
 pytestmark = pytest.mark.slow   # end to end: -m 'not slow' leaves it out
 
@@ -70,7 +70,7 @@ NEEDS_LANG = {"lang_two_letter", "lang_unknown"}  # URIEL's codes: lang2vec is i
 
 
 @pytest.mark.parametrize("kind", sorted(BROKEN))
-def test_stage_1_refuses_a_broken_data_dir(data_dir, kind):  # noqa: F811
+def test_stage_1_refuses_a_broken_data_dir(data_dir, kind):
     mutate, expected, *_ = BROKEN[kind]
     mutate(data_dir)
     tmp = Path(data_dir).parents[1]
@@ -78,7 +78,7 @@ def test_stage_1_refuses_a_broken_data_dir(data_dir, kind):  # noqa: F811
     assert_refused(recipe(tmp, *options, stage=1, stop_stage=1), tmp, 1, expected)
 
 
-def test_stage_1_refuses_a_data_dir_without_utt2dur(data_dir):  # noqa: F811
+def test_stage_1_refuses_a_data_dir_without_utt2dur(data_dir):
     os.remove(os.path.join(data_dir, "utt2dur"))  # valid for Kaldi, but the statistics need durations
     tmp = Path(data_dir).parents[1]
     result = recipe(tmp, "--validate-opts", "--no-lang", stage=1, stop_stage=1)
@@ -89,26 +89,26 @@ def test_stage_1_refuses_a_data_dir_without_utt2dur(data_dir):  # noqa: F811
 
 
 def _short_audio(d):
-    sf.write(_wav(d, "spkB-002"), np.zeros(100, dtype=np.float32), SR)  # 6 ms: not one 25 ms frame
-    _set(d, "utt2dur", "spkB-002", "0.01")
+    sf.write(wav_path(d, "spkB-002"), np.zeros(100, dtype=np.float32), SR)  # 6 ms: not one 25 ms frame
+    set_value(d, "utt2dur", "spkB-002", "0.01")
 
 
 def _nan_audio(d):
     x = np.zeros(int(SPEC["spkC-001"][1] * SR), dtype=np.float32)
     x[1000] = np.nan
-    sf.write(_wav(d, "spkC-001"), x, SR, subtype="FLOAT")
+    sf.write(wav_path(d, "spkC-001"), x, SR, subtype="FLOAT")
 
 
 def _failing_pipe(d):
-    _set(d, "wav.scp", "spkA-002", f"cat {d}/no-such-file.wav |")
+    set_value(d, "wav.scp", "spkA-002", f"cat {d}/no-such-file.wav |")
 
 
 def _garbage_pipe(d):
-    _set(d, "wav.scp", "spkB-001", "echo this is not audio |")
+    set_value(d, "wav.scp", "spkB-001", "echo this is not audio |")
 
 
 def _not_audio(d):
-    with open(_wav(d, "spkA-001"), "wb") as f:
+    with open(wav_path(d, "spkA-001"), "wb") as f:
         f.write(b"RIFF but not really a wav file" * 20)
 
 
@@ -124,7 +124,7 @@ FEATURES = {
 
 
 @pytest.mark.parametrize("kind", sorted(FEATURES))
-def test_stage_2_refuses_audio_it_cannot_turn_into_features(data_dir, kind):  # noqa: F811
+def test_stage_2_refuses_audio_it_cannot_turn_into_features(data_dir, kind):
     mutate, validate_opts, expected = FEATURES[kind]
     mutate(data_dir)
     tmp = Path(data_dir).parents[1]
@@ -292,7 +292,7 @@ def test_stage_3_refuses_to_resume_a_broken_run(tmp_path, kind):
 
 
 def _encoder_file(tmp_path, cls=None):
-    from masr.downstream.pretrained import save_encoder
+    from masr.ssl.encoder_file import save_encoder
     from masr.ssl.bestrq import BestRQ
 
     path = tmp_path / "encoder.pt"

@@ -1,8 +1,9 @@
 """The real-corpus recipes end to end on fixture trees, at toy size: egs/mix (stages 1-4) builds
 the encoders that egs/fleurs (LangID, stages 1, 2, 5, 8) and egs/mls (ASR, stages 1, 2, 6) use.
 
-The fixture trees come from the preparers' own tests (the corpora's release layouts); the models
-are shrunk by command-line overrides, the paper-size configs are otherwise used as they are.
+The fixture trees are those of the preparers' tests (the corpora's release layouts, in
+tests/helpers/corpora.py); the models are shrunk by command-line overrides, the paper-size configs
+are otherwise used as they are.
 """
 
 import os
@@ -11,10 +12,8 @@ import subprocess
 import pytest
 
 from masr.data.datadir import DataDir, read_kaldi_map
-from tests.test_fleurs import make_fleurs
-from tests.test_mls import CORPUS as MLS_CORPUS
-from tests.test_mls import make_language
-from tests.test_pretrain_mix import make_cv
+from tests.helpers.corpora import MLS_CORPUS, make_cv, make_fleurs
+from tests.helpers.corpora import make_mls_language as make_language
 
 pytestmark = pytest.mark.slow   # end to end: -m 'not slow' leaves it out
 

@@ -1,76 +1,18 @@
 """masr.corpora.fleurs: data directories per split from tiny generated trees in the Hugging Face layout."""
 
 import hashlib
-import io
 import os
 import subprocess
-import tarfile
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from masr.corpora import fleurs
 from masr.data.datadir import DataDir
 from masr.data.validate import uriel_languages, validate_data_dir
+from tests.helpers.corpora import FLEURS_ROWS as ROWS
+from tests.helpers.corpora import make_fleurs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-# locale -> split -> TSV rows (id, file_name, raw, normalised, chars, num_samples, gender)
-ROWS = {
-    "hr_hr": {
-        "train": [
-            ("11", "101.wav", "Dobar dan!", "dobar dan", "d o b a r | d a n", 1600, "FEMALE"),
-            ("11", "102.wav", "Dobar dan!", "dobar dan", "d o b a r | d a n", 2400, "MALE"),  # same id
-            ("12", "103.wav", "Hvala.", "hvala", "h v a l a", 3200, "MALE"),
-        ],
-        "dev": [("13", "201.wav", "Da.", "da", "d a", 1600, "FEMALE")],
-        "test": [("14", "301.wav", "Ne.", "ne", "n e", 2000, "MALE")],
-    },
-    "sr_rs": {
-        "train": [("11", "501.wav", "Добар дан!", "добар дан", "д о б а р | д а н", 4000,
-                   "OTHER")],
-        "dev": [("13", "601.wav", "Да.", "да", "д а", 1600, "MALE")],
-        "test": [("14", "701.wav", "Не.", "не", "н е", 2400, "FEMALE")],
-    },
-    "fil_ph": {
-        "train": [("12", "801.wav", "Salamat.", "salamat", "s a l a m a t", 2800, "FEMALE")],
-        "dev": [("13", "901.wav", "Oo.", "oo", "o o", 1600, "FEMALE")],
-        "test": [("14", "951.wav", "Hindi.", "hindi", "h i n d i", 1600, "MALE")],
-    },
-}
-
-
-def _wav_bytes(num_samples):
-    buf = io.BytesIO()
-    t = np.arange(num_samples) / 16000
-    sf.write(buf, 0.3 * np.sin(2 * np.pi * 220 * t), 16000, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
-
-
-def make_fleurs(root, rows=ROWS, packed=True):
-    """``<root>/data/<locale>/{<split>.tsv, audio/<split>.tar.gz}`` (members ``<split>/<file>``),
-    or with ``packed=False`` the audio already unpacked into ``audio/<split>/``."""
-    for locale, splits in rows.items():
-        folder = os.path.join(root, "data", locale)
-        os.makedirs(os.path.join(folder, "audio"), exist_ok=True)
-        for split, lines in splits.items():
-            with open(os.path.join(folder, f"{split}.tsv"), "w", encoding="utf-8") as f:
-                for row in lines:
-                    f.write("\t".join(str(v) for v in row) + "\n")
-            if packed:
-                with tarfile.open(os.path.join(folder, "audio", f"{split}.tar.gz"), "w:gz") as t:
-                    for row in lines:
-                        data = _wav_bytes(row[5])
-                        info = tarfile.TarInfo(f"{split}/{row[1]}")
-                        info.size = len(data)
-                        t.addfile(info, io.BytesIO(data))
-            else:
-                os.makedirs(os.path.join(folder, "audio", split), exist_ok=True)
-                for row in lines:
-                    with open(os.path.join(folder, "audio", split, row[1]), "wb") as f:
-                        f.write(_wav_bytes(row[5]))
-    return root
 
 
 def _expected(split, rows=ROWS):

@@ -5,68 +5,17 @@ import subprocess
 import sys
 import tarfile
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from masr.audio import read_audio
 from masr.corpora import mls
 from masr.data.datadir import read_kaldi_map
 from masr.data.validate import validate_data_dir
+from tests.helpers.corpora import MLS_CORPUS as CORPUS
+from tests.helpers.corpora import SR
+from tests.helpers.corpora import make_mls_language as make_language
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SR = 16000
-
-# language -> split -> [(MLS utt id, transcript, seconds, in segments.txt)]
-# Speakers 1014 and 10148 in German: with MLS's "_" the utterance order would disagree with the
-# speaker order ("10148_..." < "1014_..."); the "-" ids keep them consistent.
-CORPUS = {
-    "german": {
-        "train": [("10148_10119_000000", "und so weiter", 0.25, True),
-                  ("1014_20_000003", "guten  tag", 0.3, True),
-                  ("1014_20_000001", "ein haus", 0.2, False)],  # duration from the audio header
-        "dev": [("2222_30_000000", "hallo welt", 0.15, True)],
-        "test": [("3333_40_000000", "auf wiedersehen", 0.2, True)],
-    },
-    "dutch": {
-        "train": [("5555_60_000010", "goede morgen", 0.2, True), ("77_61_000002", "dank je wel", 0.25, True)],
-        "dev": [("8888_70_000000", "tot ziens", 0.1, True)],
-        "test": [("9999_80_000000", "een twee drie", 0.3, True)],
-    },
-}
-LIMITED = {"german": {"9hr": ["10148_10119_000000", "1014_20_000003"], "1hr/0": ["1014_20_000001"],
-                      "1hr/1": ["1014_20_000003"]},
-           "dutch": {"9hr": ["5555_60_000010"], "1hr/0": ["77_61_000002"]}}
-
-
-def tone(seconds, freq=300.0):
-    t = np.arange(int(round(seconds * SR))) / SR
-    return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
-
-
-def make_language(root, language, corpus, codec="flac"):
-    """``<root>/mls_<language>[_opus]`` with audio, transcripts, segments and limited lists."""
-    folder = os.path.join(root, f"mls_{language}" + ("_opus" if codec == "opus" else ""))
-    for split, utts in corpus.items():
-        d = os.path.join(folder, split)
-        os.makedirs(d)
-        with open(os.path.join(d, "transcripts.txt"), "w") as t, open(os.path.join(d, "segments.txt"), "w") as s:
-            for i, (utt, text, seconds, in_segments) in enumerate(utts):
-                spk, book, _ = utt.split("_")
-                audio = os.path.join(d, "audio", spk, book)
-                os.makedirs(audio, exist_ok=True)
-                kw = {"format": "OGG", "subtype": "OPUS"} if codec == "opus" else {"subtype": "PCM_16"}
-                sf.write(os.path.join(audio, f"{utt}.{codec}"), tone(seconds, 200 + 50 * i), SR, **kw)
-                t.write(f"{utt}\t{text}\n")
-                if in_segments:
-                    start = 10.0 + i
-                    s.write(f"{utt}\thttp://www.archive.org/download/x/{book}.mp3\t{start}\t{start + seconds}\n")
-    for sub, ids in LIMITED.get(language, {}).items():
-        d = os.path.join(folder, "train", "limited_supervision", sub)
-        os.makedirs(d)
-        with open(os.path.join(d, "handles.txt"), "w") as f:
-            f.write("".join(f"{u}\n" for u in ids))
-    return folder
 
 
 @pytest.fixture()

@@ -142,38 +142,7 @@ def test_cli(tmp_path, sources, capsys):
 
 from masr.corpora import commonvoice  # noqa: E402
 from masr.corpora.download import ManualDownloadError  # noqa: E402
-
-NEW_HEADER = "client_id\tpath\tsentence_id\tsentence\tsentence_domain\tup_votes\tdown_votes\tage\tgender\taccents" \
-             "\tvariant\tlocale\tsegment"
-OLD_HEADER = "client_id\tpath\tsentence\tup_votes\tdown_votes\tage\tgender\taccents\tlocale\tsegment"
-
-
-def make_cv(root, version="cv-corpus-17.0-2024-03-15"):
-    """Two locales: hi (new header, clip_durations.tsv) and pa-IN (old header, no durations file)."""
-    clients = ["a" * 40 + "1", "b" * 40 + "2"]
-    for locale, header, durations in (("hi", NEW_HEADER, True), ("pa-IN", OLD_HEADER, False)):
-        folder = os.path.join(root, version, locale)
-        os.makedirs(os.path.join(folder, "clips"))
-        rows = {"train": [], "test": []}
-        durs = []
-        for i in range(4):
-            clip = f"common_voice_{locale}_{100 + i}.mp3"
-            sf.write(os.path.join(folder, "clips", clip), 0.1 * np.sin(np.arange(8000) / 5), 16000, format="MP3")
-            durs.append(f"{clip}\t500")
-            client = clients[i % 2]
-            gender = "male_masculine" if i % 2 else "female_feminine"
-            if header == NEW_HEADER:
-                line = f"{client}\t{clip}\tsid{i}\tsentence \"{i}\"  here\t\t2\t0\t\t{gender}\t\t\t{locale}\t"
-            else:
-                line = f"{client}\t{clip}\tsentence {i}\t2\t0\t\t{'male' if i % 2 else ''}\t\t{locale}\t"
-            rows["train" if i < 3 else "test"].append(line)
-        for split in ("train", "dev", "test"):
-            with open(os.path.join(folder, f"{split}.tsv"), "w") as f:
-                f.write("\n".join([header] + rows.get(split, [])) + "\n")
-        if durations:
-            with open(os.path.join(folder, "clip_durations.tsv"), "w") as f:
-                f.write("\n".join(["clip\tduration[ms]"] + durs) + "\n")
-    return root
+from tests.helpers.corpora import make_cv  # noqa: E402
 
 
 def test_commonvoice_prepare_and_mix(tmp_path):

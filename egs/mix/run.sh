@@ -14,13 +14,12 @@
 #   ./run.sh --cv-root DIR --cv-locales en,de --mls-root DIR ...   roots as options instead of variables
 #   ./run.sh --prep-opts "--mix-alpha 0.5 --dev-limit 100"         more options of local/prepare_data.sh
 set -euo pipefail
-voxpopuli_root=${VOXPOPULI_ROOT:-}   # each corpus is prepared and mixed when its root is set
-cv_root=${CV_ROOT:-}
-cv_locales=${CV_LOCALES:-}           # Common Voice locales, comma-separated (required with CV_ROOT)
-mls_root=${MLS_ROOT:-}
-babel_root=${BABEL_ROOT:-}
-prep_opts=                           # further options of local/prepare_data.sh (values without spaces)
-args=()
+# Corpus options, as variables or options (the option wins): a corpus is prepared and mixed when its
+# root is set; a relative root is relative to where you call from.
+voxpopuli_root=${VOXPOPULI_ROOT:-} cv_root=${CV_ROOT:-} mls_root=${MLS_ROOT:-} babel_root=${BABEL_ROOT:-}
+cv_locales=${CV_LOCALES:-}   # Common Voice locales, comma-separated (required with a Common Voice root)
+prep_opts=                   # further options of local/prepare_data.sh (split like a command line)
+args=()                      # the rest: recipes/masr.sh's options
 while [ $# -gt 0 ]; do
   case "$1" in
     --voxpopuli-root|--cv-root|--cv-locales|--mls-root|--babel-root|--prep-opts)
@@ -34,11 +33,9 @@ while [ $# -gt 0 ]; do
     *) args+=("$1"); shift ;;
   esac
 done
-# taken before `cd` below, so a relative root is relative to where you call from
-prep=
-if [ -n "$cv_locales" ]; then prep+=" --cv-locales ${cv_locales// /,}"; fi
-for root in "voxpopuli-root=$voxpopuli_root" "cv-root=$cv_root" "mls-root=$mls_root" "babel-root=$babel_root"; do
-  if [ -n "${root#*=}" ]; then prep+=" --${root%%=*} $(realpath -m "${root#*=}")"; fi
+prep="${cv_locales:+ --cv-locales ${cv_locales// /,}}"
+for v in voxpopuli_root cv_root mls_root babel_root; do   # absolute (before `cd`), quoted for split_opts
+  [ -z "${!v}" ] || prep+=" --${v//_/-} $(printf '%q' "$(realpath -m "${!v}")")"
 done
 cd "$(dirname "$0")"
 exec ../../recipes/masr.sh \

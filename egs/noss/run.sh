@@ -6,14 +6,16 @@
 #   egs/noss/run.sh --data-root ../shared/data     corpora already on disk (upstream layouts)
 #   egs/noss/run.sh --data-root downloads --download true   fetch them first (needs internet)
 set -euo pipefail
+# Corpus options: where the corpora are (or will be downloaded): --data-root, relative to where you
+# call from (made absolute before `cd` below), or NOSS_ROOT (or the default), relative to this folder.
 data_root=${NOSS_ROOT:-downloads}
 download=false
-args=()
+args=()   # the rest: recipes/masr.sh's options
 while [ $# -gt 0 ]; do
   case "$1" in
-    # taken before `cd` below, so a relative --data-root is relative to where you call from
-    --data-root) data_root="$(realpath -m "$2")"; shift 2 ;;
-    --download) download="$2"; shift 2 ;;
+    --data-root|--download)
+      [ $# -ge 2 ] || { echo "$0: option '$1' needs a value (see --help)" >&2; exit 2; }
+      if [ "$1" = --data-root ]; then data_root="$(realpath -m "$2")"; else download="$2"; fi; shift 2 ;;
     -h|--help) echo "Corpus options of $0 (besides the stage options below):
   --data-root DIR    where the corpora are (or will be downloaded); default \$NOSS_ROOT or downloads
   --download true    download FSDD and EmoDB into --data-root first (needs internet)
@@ -25,7 +27,7 @@ cd "$(dirname "$0")"
 exec ../../recipes/masr.sh \
   --corpus noss \
   --splits "fsdd emodb" \
-  --local-data-opts "--data-root $data_root --download $download" \
+  --local-data-opts "--data-root $(printf '%q' "$data_root") --download $(printf '%q' "$download")" \
   --fbank-config conf/fbank.yaml \
   --pretrain-configs "" --masr-configs "" --langid-models "" --asr-models "" \
   --model-exp ../mini/exp \
