@@ -19,7 +19,7 @@ from those above it in this list (or on its line); ``tests/test_layers.py`` chec
 - ``masr.train``      the training loop, checkpoints, run-folder lock, DDP, schedules, pretraining.
 - ``masr.downstream`` pretrained encoders, fine-tuning (LangID, CTC ASR), linear probes.
 - ``masr.report``     RESULTS.md tables, figures, significance, the README's generated blocks.
-- ``masr.infer``, ``masr.hub``  inference on audio files; packing and loading shareable models.
+- ``masr.infer``, ``masr.hub``, ``masr.hub_card``  inference on audio files; packing and loading shareable models.
 
 Entry points are the modules themselves: ``python -m masr.<package>.<module> ...`` (each has a
 ``main`` returning an exit status; ``pyproject.toml`` installs them as ``masr-*`` commands).

@@ -1,4 +1,4 @@
-"""masr.metadata.encoders: fixed metadata encoders (lang2vec, geo, text, onehot) and registry."""
+"""masr.metadata: fixed metadata encoders (lang2vec, geo, text, onehot) and their registry (masr.metadata.encoders)."""
 
 import math
 import os
@@ -8,19 +8,17 @@ import torch
 import yaml
 
 from masr.metadata import encoders as E
-from masr.metadata.encoders import (
-    GeoEncoder,
-    Lang2VecEncoder,
-    OneHotEncoder,
-    TextEncoder,
-    build_metadata_encoder,
-    encoder_from_state,
-)
+from masr.metadata import lang2vec as L2V
+from masr.metadata.encoders import build_metadata_encoder, encoder_from_state
+from masr.metadata.geo import GeoEncoder
+from masr.metadata.lang2vec import Lang2VecEncoder
+from masr.metadata.onehot import OneHotEncoder
+from masr.metadata.text import TextEncoder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS_YAML = os.path.join(ROOT, "egs", "mini", "conf", "corpus.yaml")
 
-#: dimensions documented in the module docstring (lang2vec 1.1.2).
+#: dimensions documented in the docstring of masr.metadata.lang2vec (lang2vec 1.1.2).
 LANG2VEC_DIMS = {
     "syntactic": 103,
     "phonological": 28,
@@ -100,7 +98,7 @@ def test_lang2vec_genetic_all_zero_vectors_substituted_or_recorded(lang2vec_enco
     syn, _ = lang2vec_encoders["syntactic"]
     assert syn.substituted == {}  # only all-zero vectors are substituted
     # without substitutes: kept as zeros and recorded; one lang2vec call for the batch
-    l2v = E._lang2vec()
+    l2v = L2V._lang2vec()
     monkeypatch.setattr(l2v, "get_features", lambda codes, fs: {c: [0.0, 1.0] if c == "swe" else [0, 0] for c in codes})
     bare = Lang2VecEncoder("genetic", substitutes={})
     assert bare.encode(["nob", "eus", "swe"]).tolist() == [[0, 0], [0, 0], [0, 1]]
@@ -138,7 +136,7 @@ def test_lang2vec_unknown_code_names_code_and_source():
 
 
 def test_lang2vec_fetches_each_code_once_and_state_needs_no_lang2vec(monkeypatch):
-    l2v = E._lang2vec()
+    l2v = L2V._lang2vec()
     calls = []
     real = l2v.get_features
 
@@ -169,7 +167,7 @@ def test_lang2vec_fetches_each_code_once_and_state_needs_no_lang2vec(monkeypatch
 
 
 def test_lang2vec_missing_values_replaced_with_zero_and_counted(monkeypatch):
-    l2v = E._lang2vec()
+    l2v = L2V._lang2vec()
     monkeypatch.setattr(l2v, "get_features", lambda codes, fs: {c: [1.0, "--", 0.5] for c in codes})
     enc = Lang2VecEncoder("geographic")
     assert enc.encode(["hrv"]).tolist() == [[1.0, 0.0, 0.5]]
