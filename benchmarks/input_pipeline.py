@@ -68,9 +68,9 @@ def build_data(config, max_batch_frames=None):
     """The training dataset and batch sampler of ``build_pretrain_trainer`` (one process, not sharded,
     not weighted)."""
     dataset = FeatsDataset(config["train_dir"], streams=metadata_streams(config["model"]),
-                           max_frames=config.get("max_frames"))
+                           max_frames=config["max_frames"])
     sampler = DynamicBucketBatchSampler(dataset.num_frames, max_batch_frames or config["max_batch_frames"],
-                                        num_buckets=config.get("num_buckets", 10), seed=config["seed"],
+                                        num_buckets=config["num_buckets"], seed=config["seed"],
                                         drop_last=False)
     return dataset, sampler
 
@@ -133,11 +133,10 @@ def measure_step(config, dataset, sampler, device, steps, warmup):
     ``masr.train.trainer.Trainer`` does. Returns (ms per batch, description).
     """
     model = config["model"].to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"], betas=tuple(config.get("betas", (0.9, 0.98))),
-                                  weight_decay=config.get("weight_decay", 0.01))
-    accum = config.get("grad_accum", 1)
-    clip = config.get("clip_grad_norm", 5.0)
-    precision = config.get("precision", "auto")
+    optimizer = config["optimizer"](model.parameters(), fused=device.type == "cuda" or None)  # as pretraining
+    accum = config["grad_accum"]
+    clip = config["clip_grad_norm"]
+    precision = config["precision"]
     bf16 = device.type == "cuda" and (precision == "bf16" or (precision == "auto" and torch.cuda.is_bf16_supported()))
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     sampler.load_state_dict({"epoch": 0, "batches_done": 0})
@@ -219,8 +218,9 @@ def main(argv=None):
     load_before = os.getloadavg()[0]
     config = load_config(args.config, {"train_dir": args.train_dir, "exp_dir": "unused", "model": {"cmvn": None}})
     if device.type == "cpu":
-        torch.set_num_threads(config.get("cpu_threads", torch.get_num_threads()))   # as training_run does
-    workers = args.workers if args.workers is not None else sorted({0, config.get("num_workers", 0)})
+        if config["cpu_threads"]:
+            torch.set_num_threads(config["cpu_threads"])   # as training_run does
+    workers = args.workers if args.workers is not None else sorted({0, config["num_workers"]})
     pins = {"auto": [False, True] if device.type == "cuda" else [False], "on": [True], "off": [False]}[args.pin_memory]
     dataset, sampler = build_data(config, args.max_batch_frames)
     epoch = len(sampler)
@@ -233,7 +233,7 @@ def main(argv=None):
     print(f"machine: {machine}\ncommand: {command}")
     hours = sum(dataset.num_frames) * FRAME_SHIFT_S / 3600
     padding = padding_fraction(sampler.epoch_batches(0), dataset.num_frames)
-    data = (f"{args.train_dir}: {len(dataset)} utterances, {hours:.2f} h (max_frames {config.get('max_frames')}, "
+    data = (f"{args.train_dir}: {len(dataset)} utterances, {hours:.2f} h (max_frames {config['max_frames']}, "
             f"{dataset.num_dropped} dropped); epoch 0: {epoch} batches of <= {sampler.max_batch_frames} padded frames "
             f"(num_buckets {sampler.num_buckets}, seed {sampler.seed}, {100 * padding:.1f}% padding); "
             f"{num_batches} batches per measurement; streams: {', '.join(dataset.streams) or 'none'}")

@@ -152,7 +152,7 @@ class Runner:
             else:
                 from masr.train.pretrain import compile_model
 
-                compile_model(self.model, {"compile": True})
+                compile_model(self.model)
         self.times, self.peak_memory = [], 0.0
 
     def loss(self):

@@ -114,7 +114,7 @@ class Transcriber(_FineTuned):
 
     def transcribe(self, audio):
         """The transcript of a path or waveform (decoding as stored in ``model.json``)."""
-        from masr.downstream.asr import transcribe
+        from masr.downstream.ctc_decoding import transcribe
 
         feats, lengths = _features(audio, self.fbank)
         return transcribe(self.model, self.spec, self.model_dir, feats.to(self.device), lengths.to(self.device))[0]

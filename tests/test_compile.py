@@ -6,6 +6,7 @@ import torch
 from masr.ssl.bestrq import BestRQ
 from masr.train.pretrain import build_pretrain_trainer, compiled_graphs
 from tests.helpers.dumps import make_dump_dir
+from tests.helpers.runs import pretrain_config
 
 pytestmark = pytest.mark.slow   # end to end: -m 'not slow' leaves it out
 
@@ -23,9 +24,8 @@ def _train(dump, exp, compile):
     model = BestRQ(input_dim=20, d_model=32, num_layers=2, nhead=2, d_ffn=64, kernel_size=3, codebook_size=16,
                    dropout=0.0, attention="rope_sdpa")
     initial = {k: v.clone() for k, v in model.state_dict().items()}
-    config = {"seed": 0, "train_dir": dump, "exp_dir": str(exp), "max_batch_frames": 400, "lr": 1e-3,
-              "warmup_steps": 1, "max_steps": STEPS, "log_every": 1, "progress": False, "compile": compile,
-              "pad_multiple": 64, "model": model}
+    config = pretrain_config(dump, str(exp), model, max_steps=STEPS, log_every=1, compile=compile, pad_multiple=64,
+                             precision="auto")
     build_pretrain_trainer(config).fit()
     losses = [float(line.split("| loss ")[1].split()[0])
               for line in (exp / "train_log.txt").read_text().splitlines() if "| loss " in line]

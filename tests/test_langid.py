@@ -12,45 +12,14 @@ from masr.downstream.finetune import FineTuneModel
 from masr.ssl.bestrq import BestRQ
 from masr.train.checkpoint import list_checkpoints
 from tests.helpers.dumps import make_dump_dir
-from tests.helpers.runs import make_pretrain_run
+from tests.helpers.runs import TINY_LANGID as TINY_LANGID_BASE
+from tests.helpers.runs import make_pretrain_run, with_settings
 
 FBANK = "num_mel_bins: 20\nframe_length: 25.0\nframe_shift: 10.0\nsample_rate: 16000\ndither: 0.0\n"
 
-TINY_LANGID = """\
-seed: 1
-__set_seed: !apply:masr.train.run.seed_everything [!ref <seed>]
-pretrained: !PLACEHOLDER
-train_dir: !PLACEHOLDER
-dev_dir: !PLACEHOLDER
-test_dir: !PLACEHOLDER
-pretrain_langs: !PLACEHOLDER
-exp_dir: !PLACEHOLDER
-fbank_config: !PLACEHOLDER
-layer: null
-dropout: 0.1
-eer_pooling: pooled
-max_batch_frames: 1200
-num_buckets: 1
-crop_frames: 50
-max_frames: null
-eval_batch_frames: 5000
-head_init: linear_probe
-probe_l2: 0.001
-max_steps: 4
-freeze_encoder_steps: 1
-lr: 0.01
-encoder_lr: 0.001
-warmup_steps: 1
-decay: cosine
-min_lr_ratio: 0.05
-clip_grad_norm: 5.0
-precision: fp32
-cpu_threads: 1
-log_every: 1
-progress: false
-checkpoint_every: 2
-keep_checkpoints: 100
-"""
+#: The tiny LangID config, linear probe first, 4 steps (2 checkpoints)
+TINY_LANGID = with_settings(TINY_LANGID_BASE, head_init="linear_probe", max_steps=4, min_lr_ratio=0.05,
+                            keep_checkpoints=100)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py

@@ -13,6 +13,7 @@ from masr.train.checkpoint import load_model_weights
 from masr.train.pretrain import build_pretrain_trainer
 from masr.train.run import seed_everything
 from tests.helpers.dumps import make_dump_dir
+from tests.helpers.runs import pretrain_config
 
 LASR = {"name": "lang", "encoder": {"kind": "onehot"}, "proj_dim": None, "weight": 2.0, "margin": 0.3}
 MASR_LANG = {"name": "lang", "encoder": {"kind": "lang2vec", "feature": "syntactic"}, "proj_dim": 16,
@@ -119,8 +120,7 @@ def test_label_ids_are_fixed_from_the_training_data(dump):
 
 def test_continues_from_an_ssl_run(dump, tmp_path):
     seed_everything(0)
-    config = dict(seed=0, model=tiny_ssl(dump), train_dir=dump, exp_dir=str(tmp_path / "base"), max_batch_frames=400,
-                  max_steps=2, lr=1e-3, warmup_steps=1, checkpoint_every=2, precision="fp32", progress=False)
+    config = pretrain_config(dump, str(tmp_path / "base"), tiny_ssl(dump), max_steps=2, checkpoint_every=2)
     build_pretrain_trainer(config).fit()
     ckpt = str(tmp_path / "base" / "checkpoints" / "step-00000002")
     model = MASR(tiny_ssl(dump), [MASR_LANG], train_dir=dump)

@@ -4,6 +4,7 @@ import os
 
 import pytest
 import torch
+import yaml
 
 from masr.train.checkpoint import load_model_weights
 from masr.train.run import RunConfigMismatch, save_run_config
@@ -43,16 +44,16 @@ def test_weighted_sampling_reads_the_mix_weights(tmp_path):
     from masr.ssl.bestrq import BestRQ
     from masr.train.pretrain import build_pretrain_trainer
     from tests.helpers.dumps import make_dump_dir
+    from tests.helpers.runs import pretrain_config
 
     dump = make_dump_dir(str(tmp_path / "dump"), num_utts=12, langs=("hrv", "srp"))
     langs = read_kaldi_map(os.path.join(dump, "utt2lang"))
     write_kaldi_map(os.path.join(dump, "utt2corpus"), {u: "cv" for u in langs})
     write_weights(os.path.join(dump, "weights.tsv"), {("cv", "hrv"): 6, ("cv", "srp"): 6},
                   {("cv", "hrv"): 0.75, ("cv", "srp"): 0.25})
-    config = {"seed": 0, "train_dir": dump, "exp_dir": str(tmp_path / "exp"), "max_batch_frames": 600,
-              "lr": 1e-3, "warmup_steps": 1, "max_steps": 1, "weighted_sampling": True,
-              "model": BestRQ(input_dim=20, d_model=16, num_layers=1, nhead=2, d_ffn=32, kernel_size=3,
-                              codebook_size=8)}
+    model = BestRQ(input_dim=20, d_model=16, num_layers=1, nhead=2, d_ffn=32, kernel_size=3, codebook_size=8)
+    config = pretrain_config(dump, str(tmp_path / "exp"), model, max_batch_frames=600, max_steps=1,
+                             weighted_sampling=True)
     sampler = build_pretrain_trainer(config).sampler
     utts = sorted(langs)
     expected = [0.75 / 6 if langs[u] == "hrv" else 0.25 / 6 for u in utts]
@@ -66,10 +67,13 @@ def test_entry_points_report_a_config_mismatch_as_an_error(tmp_path, capsys, mod
     import importlib
 
     conf, exp = tmp_path / "c.yaml", tmp_path / "exp"
-    conf.write_text("exp_dir: null\nlr: 0.1\ncpu_threads: 1\n")
+    entry = importlib.import_module(module)
+    keys = {key: None for key in entry.CONFIG_KEYS}  # every key the step reads must be declared
+    valid = {"beam_size": 1, "selection_metric": "wer"}  # what asr.check_config checks first
+    conf.write_text(yaml.safe_dump({**keys, **valid, "exp_dir": None, "lr": 0.1, "cpu_threads": 1}))
     save_run_config(str(conf), [str(conf), "--lr", "0.2", "--exp_dir", str(exp)], str(exp))
     _fake_checkpoint(exp)
-    main = importlib.import_module(module).main
+    main = entry.main
     argv = [str(conf), "--device", "cpu", "--lr", "0.3", "--exp_dir", str(exp)]
     assert main(argv) == 2
     assert f"{exp} holds checkpoints of a run trained with other settings" in capsys.readouterr().err

@@ -277,7 +277,7 @@ def test_embedding_cache_is_read_without_running_commands(tmp_path):
 def write_config(data, name, tasks):
     path = data["root"] / f"{name}.yaml"
     lines = ["pretrained: !PLACEHOLDER", "exp_dir: !PLACEHOLDER", "layer: null", "l2: 0.001", "batch_frames: 5000",
-             "cpu_threads: 1", "datasets:", f"  train: {data['train']}", f"  test: {data['test']}", "tasks:"]
+             "cpu_threads: 1", "progress: false", "datasets:", f"  train: {data['train']}", f"  test: {data['test']}", "tasks:"]
     lines += [f"  - {json.dumps(task)}" for task in tasks]
     path.write_text("\n".join(lines) + "\n")
     return str(path)

@@ -459,6 +459,7 @@ def test_stage3_pretrains_each_config_and_skips_when_done(mini, tmp_path):
     probe_config = tmp_path / "probe.yaml"
     probe_config.write_text(
         "pretrained: !PLACEHOLDER\ndump_dir: !PLACEHOLDER\nexp_dir: !PLACEHOLDER\nlayer: 1\ncpu_threads: 1\n"
+        "l2: 0.001\nbatch_frames: 30000\nprogress: false\n"
         "datasets: {train: !ref <dump_dir>/train, test: !ref <dump_dir>/test}\ntasks:\n"
         "  - {name: language, label: utt2lang, protocol: split, train: train, test: test, speaker_independent: true}\n"
         "  - {name: speaker, label: utt2spk, protocol: within_group, data: train, groups: utt2spk, every: 2}\n"

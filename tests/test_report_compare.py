@@ -7,7 +7,9 @@ import os
 import pytest
 
 from masr.report import compare
-from masr.report.results import ResultsError, collect, table1, table2, table3
+from masr.downstream.results_schema import ResultsError
+from masr.report.loading import collect
+from masr.report.tables import table1, table2, table3
 
 UTTS = ["u1", "u2", "u3", "u4"]
 REFS = ["hrv", "srp", "hrv", "srp"]

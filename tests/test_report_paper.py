@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from masr.report import paper
-from masr.report.results import ResultsError, load_report_config, render_report, write_report
-from tests.test_report_results import ACC_BASE, ACC_MASR, HEADER, asr_run, langid_run, probe_run
+from masr.downstream.results_schema import ResultsError
+from masr.report.results import load_report_config, render_report, write_report
+from tests.helpers.results_runs import ACC_BASE, ACC_MASR, HEADER, asr_run, langid_run, probe_run
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES_MD = Path(os.environ.get("MASR_PAPER_TABLES", ROOT.parent / "shared" / "paper" / "TABLES.md"))

@@ -8,6 +8,10 @@
   archive's own symbolic links), and marks a finished extraction so that it is done once and an
   interrupted one is redone.
 - :func:`require_manual` stops with instructions for corpora behind a licence page.
+
+Why this module is long: resumable checked downloads and safe archive extraction are the security
+boundary of every corpus module; the link-chain checks of :func:`safe_extract` need their helpers
+beside them to be reviewable.
 """
 
 import argparse

@@ -57,6 +57,9 @@ Usage::
 
     python -m masr.corpora.fleurs --data-root DIR --out data [--locales "hr_hr,sr_rs"]
         [--splits "train,dev,test"] [--download] [--pretrain-langs FILE|LIST] [--nj N]
+
+Why this module is long: one module per corpus (lhotse's convention): locale checks against URIEL,
+download, unpacking, TSV parsing and the Kaldi data dirs of FLEURS belong together.
 """
 
 import argparse

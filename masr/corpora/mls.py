@@ -38,6 +38,10 @@ Usage::
 
     python -m masr.corpora.mls --data-root DIR --out data [--languages "de fr"] [--download]
         [--opus] [--nj N] [--limited 9hr|1hr|10hr] [--max-utts N] [--no-combined]
+
+Why this module is long: one module per corpus (lhotse's convention): locating the release,
+downloading, Opus decoding, segment and transcript parsing and the Kaldi data dirs of MLS belong
+together, and each part is small.
 """
 
 import argparse

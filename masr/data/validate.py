@@ -41,6 +41,10 @@ as in Kaldi).
 Command line::
 
     python -m masr.data.validate [--no-audio] [--no-lang] [--require FILE ...] DATA_DIR
+
+Why this module is long: one numbered check per function, in the order they run, as Kaldi's
+``validate_data_dir.sh``; the checks share the problem collector and the parsed files, so they stay
+in one module.
 """
 
 import argparse

@@ -27,8 +27,8 @@ from masr.data.sampler import DynamicBucketBatchSampler
 from masr.downstream.pretrained import encoder_from_run
 from masr.ssl.encoder_file import encoder_from_spec, encoder_spec
 from masr.train.checkpoint import list_checkpoints, load_checkpoint
-from masr.train.schedule import WarmupDecay
 from masr.train.trainer import Trainer
+from masr.utils.config import check_config_keys
 from masr.utils.fileio import atomic_open
 from masr.utils.progress import progress
 
@@ -122,28 +122,36 @@ class RandomCrop:
         return collate_feats(items)
 
 
-def build_finetune_trainer(config, model, dataset, step_fn, rank=0, world_size=1, device=None, valid_fn=None):
-    """The shared trainer for a fine-tuning ``config`` (keys: see ``egs/mini/conf/langid.yaml``)."""
-    crop = config.get("crop_frames")
+#: The keys :func:`build_finetune_trainer` reads (with the run frame's ``exp_dir`` and
+#: ``cpu_threads``); each stage's ``CONFIG_KEYS`` adds its own.
+TRAINER_KEYS = (
+    "seed", "exp_dir", "cpu_threads", "max_batch_frames", "num_buckets", "crop_frames", "num_workers",
+    "max_steps", "grad_accum", "lr", "encoder_lr", "optimizer", "scheduler", "clip_grad_norm",
+    "max_nonfinite_steps", "precision", "log_every", "progress", "checkpoint_every", "keep_checkpoints",
+)
+
+
+def build_finetune_trainer(config, model, dataset, step_fn, rank=0, world_size=1, device=None):
+    """The shared trainer for a fine-tuning ``config`` (keys: see ``egs/mini/conf/langid.yaml``):
+    ``config["optimizer"]`` over two parameter groups (the encoder at ``encoder_lr``, the rest at
+    ``lr``) and ``config["scheduler"]``, both declared in the YAML. No validation loss: the
+    stages score every checkpoint on dev after training (:func:`score_checkpoints`)."""
+    check_config_keys(config, TRAINER_KEYS)
+    crop = config["crop_frames"]
     lengths = [min(n, crop) if crop else n for n in dataset.num_frames]
-    sampler = DynamicBucketBatchSampler(lengths, config["max_batch_frames"], num_buckets=config.get("num_buckets", 10),
+    sampler = DynamicBucketBatchSampler(lengths, config["max_batch_frames"], num_buckets=config["num_buckets"],
                                         seed=config["seed"], rank=rank, world_size=world_size)
     enc, rest = encoder_parameters(model)
-    optimizer = torch.optim.AdamW(
-        [{"params": enc, "lr": config["encoder_lr"]}, {"params": rest, "lr": config["lr"]}],
-        betas=tuple(config.get("betas", (0.9, 0.98))), weight_decay=config.get("weight_decay", 0.01))
-    scheduler = WarmupDecay(optimizer, config["warmup_steps"], config["max_steps"],
-                            decay=config.get("decay", "cosine"), min_ratio=config.get("min_lr_ratio", 0.0))
+    optimizer = config["optimizer"]([{"params": enc, "lr": config["encoder_lr"]}, {"params": rest, "lr": config["lr"]}])
+    scheduler = config["scheduler"](optimizer)
     return Trainer(
         model, optimizer, scheduler, dataset, sampler, RandomCrop(crop), step_fn, config["exp_dir"],
-        max_steps=config["max_steps"], grad_accum=config.get("grad_accum", 1),
-        clip_grad_norm=config.get("clip_grad_norm", 5.0), checkpoint_every=config["checkpoint_every"],
-        keep_checkpoints=config.get("keep_checkpoints", 1000), log_every=config.get("log_every", 10),
-        precision=config.get("precision", "auto"), device=device, rank=rank, world_size=world_size,
-        num_workers=config.get("num_workers", 0), valid_fn=valid_fn, valid_every=config.get("valid_every", 0),
-        progress=config.get("progress", True), find_unused_parameters=True,
-        max_nonfinite_steps=config.get("max_nonfinite_steps", 0),
-        allow_inexact_resume=config.get("allow_inexact_resume", False),
+        max_steps=config["max_steps"], grad_accum=config["grad_accum"], clip_grad_norm=config["clip_grad_norm"],
+        checkpoint_every=config["checkpoint_every"], keep_checkpoints=config["keep_checkpoints"],
+        log_every=config["log_every"], precision=config["precision"], device=device, rank=rank,
+        world_size=world_size, num_workers=config["num_workers"], progress=config["progress"],
+        find_unused_parameters=True, max_nonfinite_steps=config["max_nonfinite_steps"],
+        allow_inexact_resume=config.get("allow_inexact_resume", False),  # --allow-inexact-resume (no YAML key)
     )
 
 

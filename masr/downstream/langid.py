@@ -39,6 +39,7 @@ from masr.data.datadir import DataDir, mapping_id, read_kaldi_map
 from masr.data.dataset import FeatsDataset
 from masr.downstream import finetune
 from masr.downstream.pretrained import run_name
+from masr.downstream.results_schema import LangIDCandidate, LangIDResults, ResultsData
 from masr.metrics import accuracy, confusion_matrix, langid_eer, macro_f1
 from masr.train.run import (
     TRAINING_ERRORS,
@@ -50,7 +51,7 @@ from masr.train.run import (
 )
 from masr.utils.config import make_parser, parse_arguments
 from masr.utils.fileio import atomic_open
-from masr.utils.progress import from_config
+from masr.utils.progress import enabled
 
 
 def split_by_overlap(references, predictions, seen):
@@ -166,13 +167,13 @@ def init_head_by_linear_probe(trainer, config, index, device):
     if list_checkpoints(trainer.ckpt_dir):
         return
     model = trainer._unwrapped()
-    vectors = embed_dump_dir(model.encoder, config["train_dir"], model.layer, config.get("eval_batch_frames", 20000),
-                             device, show_progress=from_config(config) if trainer.rank == 0 else False)
+    vectors = embed_dump_dir(model.encoder, config["train_dir"], model.layer, config["eval_batch_frames"],
+                             device, show_progress=enabled(config["progress"]) if trainer.rank == 0 else False)
     langs = DataDir(config["train_dir"]).stream("lang")
     utts = sorted(vectors)
     weight, bias = fit_logistic_regression(np.stack([vectors[u] for u in utts]),
                                            np.array([index[langs[u]] for u in utts]), len(index),
-                                           l2=config.get("probe_l2", 1e-3))
+                                           l2=config["probe_l2"])
     with torch.no_grad():
         model.head.weight.copy_(weight.T)
         model.head.bias.copy_(bias)
@@ -181,18 +182,26 @@ def init_head_by_linear_probe(trainer, config, index, device):
                     keep=trainer.keep, world_size=trainer.world_size)
 
 
+#: Every key the stage reads (no Python-side defaults: each is declared in the YAML, see
+#: ``egs/mini/conf/langid.yaml``); the trainer's keys are :data:`masr.downstream.finetune.TRAINER_KEYS`.
+CONFIG_KEYS = finetune.TRAINER_KEYS + (
+    "pretrained", "train_dir", "dev_dir", "test_dir", "pretrain_langs", "fbank_config", "layer", "dropout",
+    "eer_pooling", "max_frames", "eval_batch_frames", "head_init", "probe_l2", "freeze_encoder_steps",
+)
+
+
 def run(config, rank=0, world_size=1, device=None):
     """Fine-tune, select on dev and evaluate on test; returns the results (rank 0) or None."""
     device = device or torch.device("cpu")
     seed_everything(config["seed"] + rank)
     # read before training, so that a wrong path fails now rather than after hours of fine-tuning
     seen = set(read_kaldi_map(config["pretrain_langs"]).values())
-    train = FeatsDataset(config["train_dir"], streams=["lang"], max_frames=config.get("max_frames"))
+    train = FeatsDataset(config["train_dir"], streams=["lang"], max_frames=config["max_frames"])
     labels = sorted(set(DataDir(config["train_dir"]).stream("lang").values()))
     index = {lang: i for i, lang in enumerate(labels)}
     model = finetune.FineTuneModel(finetune.pretrained_encoder(config), len(labels), pooled=True,
-                                   layer=config.get("layer"), freeze_encoder_steps=config.get("freeze_encoder_steps", 0),
-                                   dropout=config.get("dropout", 0.1))
+                                   layer=config["layer"], freeze_encoder_steps=config["freeze_encoder_steps"],
+                                   dropout=config["dropout"])
 
     def step_fn(model, batch):
         logits, _ = model(batch["feats"], batch["lengths"])
@@ -201,18 +210,18 @@ def run(config, rank=0, world_size=1, device=None):
         return loss, {"accuracy": (logits.argmax(-1) == targets).float().mean().detach()}
 
     trainer = finetune.build_finetune_trainer(config, model, train, step_fn, rank, world_size, device)
-    if config.get("head_init", "random") == "linear_probe":
+    if config["head_init"] == "linear_probe":
         init_head_by_linear_probe(trainer, config, index, device)
-    elif config.get("head_init", "random") != "random":
+    elif config["head_init"] != "random":
         raise ValueError(f"head_init must be 'random' or 'linear_probe', got '{config['head_init']}'")
     trainer.fit()
     if rank != 0:
         return None
     model = trainer._unwrapped()
-    frames = config.get("eval_batch_frames", 20000)
+    frames = config["eval_batch_frames"]
     dev_refs = DataDir(config["dev_dir"]).stream("lang")
 
-    show_progress = from_config(config)
+    show_progress = enabled(config["progress"])
 
     def dev_accuracy(m):
         out = finetune.predict(m, config["dev_dir"], frames, device, show_progress=show_progress, desc="langid dev",
@@ -220,7 +229,7 @@ def run(config, rank=0, world_size=1, device=None):
         return accuracy([labels[int(x.argmax())] for _, x, _ in out], [dev_refs[u] for u, _, _ in out])
 
     scores = finetune.score_checkpoints(model, config["exp_dir"], dev_accuracy, device=device)
-    probe = [s for s in scores if s[0] == 0] if config.get("head_init", "random") == "linear_probe" else []
+    probe = [s for s in scores if s[0] == 0] if config["head_init"] == "linear_probe" else []
     tuned = [s for s in scores if not probe or s[0] > 0]
     candidates = {"linear_probe": probe[0] if probe else None,
                   "fine_tuned": finetune.best_checkpoint(tuned) if tuned else None}
@@ -231,22 +240,22 @@ def run(config, rank=0, world_size=1, device=None):
         if best is None or best[0] == step:
             continue
         finetune.load_weights(model, best[1], device)
-        evaluated[kind] = evaluate(model, config["test_dir"], labels, seen, config.get("eer_pooling", "pooled"),
+        evaluated[kind] = evaluate(model, config["test_dir"], labels, seen, config["eer_pooling"],
                                    frames, device, show_progress)
     finetune.load_weights(model, path, device)
-    results, predictions = evaluate(model, config["test_dir"], labels, seen, config.get("eer_pooling", "pooled"),
+    results, predictions = evaluate(model, config["test_dir"], labels, seen, config["eer_pooling"],
                                     frames, device, show_progress)
     kept = "linear_probe" if probe and step == 0 else "fine_tuned"
     evaluated[kept] = (results, predictions)
     # the linear probe (checkpoint 0) and the best fine-tuned checkpoint on dev, each on test
-    models = {kind: {"step": best[0], "dev_accuracy": best[2],
-                     **{k: evaluated[kind][0][k] for k in ("overall", "overlapped", "non_overlapped")}}
+    models = {kind: LangIDCandidate.from_evaluation(best[0], best[2], evaluated[kind][0])
               for kind, best in candidates.items() if best is not None}
-    results = {"task": "langid", "model": run_name(config["pretrained"]),
-               "seed": config["seed"],
-               "data": {"train": config["train_dir"], "dev": config["dev_dir"], "test": config["test_dir"],
-                        "test_id": mapping_id(test_refs)},
-               "selected": {"step": step, "dev_accuracy": dev_acc, "kind": kept}, **models, **results}
+    results = LangIDResults.from_evaluation(
+        model=run_name(config["pretrained"]), seed=config["seed"],
+        data=ResultsData(train=config["train_dir"], dev=config["dev_dir"], test=config["test_dir"],
+                         test_id=mapping_id(test_refs)),
+        selected={"step": step, "dev_accuracy": dev_acc, "kind": kept}, candidates=models,
+        evaluation=results).to_json()
     write_reports(config["exp_dir"], results, predictions)
     for kind in models:
         write_predictions(os.path.join(config["exp_dir"], f"predictions.{kind}.tsv"), evaluated[kind][1])
@@ -258,7 +267,7 @@ def run(config, rank=0, world_size=1, device=None):
 
 def main(argv=None):
     parser = add_training_arguments(make_parser("Fine-tune a pretrained encoder for spoken language identification."))
-    args, config = parse_arguments(parser, argv)
+    args, config = parse_arguments(parser, argv, required=CONFIG_KEYS)
     try:
         with training_run(args, config, argv) as (rank, world, device):
             results = run(config, rank, world, device)

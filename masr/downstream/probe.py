@@ -39,10 +39,11 @@ from masr.data.datadir import DataDir, DataDirError, read_ark_entry, read_kaldi_
 from masr.data.dataset import FeatsDataset, collate_feats
 from masr.data.sampler import DynamicBucketBatchSampler
 from masr.downstream.pretrained import load_encoder, run_name
+from masr.downstream.results_schema import ProbeResults, ProbeTask
 from masr.train.checkpoint import newest_checkpoint
 from masr.utils.config import make_parser, parse_arguments
 from masr.utils.fileio import atomic_open
-from masr.utils.progress import from_config, progress
+from masr.utils.progress import enabled, progress
 
 
 # ---- embeddings ------------------------------------------------------------------------------
@@ -317,17 +318,22 @@ def write_predictions(path, predictions):
             f.write("\t".join(map(str, row)) + "\n")
 
 
+#: Every key the stage reads (no Python-side defaults: each is declared in the YAML, see
+#: ``egs/mini/conf/probe.yaml``).
+CONFIG_KEYS = ("pretrained", "exp_dir", "datasets", "tasks", "layer", "batch_frames", "l2", "cpu_threads", "progress")
+
+
 def run(config, device=None):
     """Embed every dataset of the config and run every task; returns and writes ``results.json``."""
     source = config["pretrained"]
     checkpoint = newest_checkpoint(source) if os.path.isdir(source) else source
     encoder = load_encoder(source)
-    layer = config.get("layer")
+    layer = config["layer"]
     embeddings = {}
     for name, dump_dir in config["datasets"].items():
         cache = os.path.join(config["exp_dir"], "embeddings", name)
         embeddings[name] = cached_embeddings(encoder, os.path.abspath(checkpoint), dump_dir, cache, layer,
-                                             config.get("batch_frames", 30000), device, from_config(config))
+                                             config["batch_frames"], device, enabled(config["progress"]))
     files = {}
 
     def read_file(dataset, name):
@@ -335,15 +341,15 @@ def run(config, device=None):
             files[dataset, name] = read_kaldi_map(DataDir(config["datasets"][dataset]).file(name))
         return files[dataset, name]
 
-    results = {"task": "probe", "model": run_name(source), "layer": layer,
-               "checkpoint": checkpoint, "tasks": {}}
+    record = ProbeResults(model=run_name(source), layer=layer, checkpoint=checkpoint)
     for task in config["tasks"]:
         predictions = []
-        results["tasks"][task["name"]] = run_task(task, embeddings, read_file, config.get("l2", 1e-3), predictions)
+        r = run_task(task, embeddings, read_file, config["l2"], predictions)
+        record.tasks[task["name"]] = ProbeTask(**r)
         write_predictions(os.path.join(config["exp_dir"], "predictions", f"{task['name']}.tsv"), predictions)
-        r = results["tasks"][task["name"]]
         print(f"{task['name']}: accuracy {r['accuracy']:.3f} ({r['protocol']}, {len(r['fold_accuracies'])} fold(s), "
               f"{r['num_classes']} classes)", flush=True)
+    results = record.to_json()
     with atomic_open(os.path.join(config["exp_dir"], "results.json")) as f:
         json.dump(results, f, indent=1)
         f.write("\n")
@@ -352,8 +358,9 @@ def run(config, device=None):
 
 def main(argv=None):
     parser = make_parser("Linear probes on frozen utterance embeddings of a pretrained encoder.")
-    args, config = parse_arguments(parser, argv)
-    torch.set_num_threads(config.get("cpu_threads", torch.get_num_threads()))
+    args, config = parse_arguments(parser, argv, required=CONFIG_KEYS)
+    if config["cpu_threads"]:  # null: torch's default
+        torch.set_num_threads(config["cpu_threads"])
     run(config)
     return 0
 

@@ -63,6 +63,10 @@ the other's staging folder).
 finishes; none in a log (:mod:`masr.utils.progress`), nor with ``progress: false`` in the config.
 
 Usage: ``python -m masr.features.extract conf/fbank.yaml --data data/train --out dump/train --nj 2 [--shard-utts N]``
+
+Why this module is long: the features stage is one transaction (parallel jobs, sharding, global
+CMVN, and the atomic swap of the finished dump with recovery after a kill); its crash-safety steps
+read best next to the code they protect.
 """
 
 import ctypes

@@ -34,6 +34,10 @@ invariance; the state dicts differ):
 
 Reference: Gulati et al., "Conformer: Convolution-augmented Transformer for Speech
 Recognition", Interspeech 2020.
+
+Why this module is long: one architecture (subsampling, positional encodings, attention variants,
+convolution module, layer, encoder) whose padding invariance is a property of all its parts
+together, as in SpeechBrain's and ESPnet's conformer modules.
 """
 
 import torch

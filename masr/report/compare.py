@@ -8,7 +8,7 @@ downstream run writes next to its ``results.json``:
   ``fine_tuned``; ``predictions.tsv``, the model dev selection kept, for runs without them):
   1 when the predicted language is the reference;
 - ASR (``task: asr``): ``hypotheses.tsv``: (word errors, reference words) for WER and
-  (character errors, reference characters), spaces removed, for CER, as :mod:`masr.downstream.asr`
+  (character errors, reference characters), spaces removed, for CER, as :mod:`masr.downstream.asr_scoring`
   scores them;
 - probes (``task: probe``): ``predictions/<task>.tsv``: 1 when correct, per (fold, dataset, utt).
 

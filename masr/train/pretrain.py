@@ -37,9 +37,20 @@ from masr.train.run import (  # seed_everything: also what run folders' config.y
     seed_everything,
     training_run,
 )
-from masr.train.schedule import WarmupDecay
 from masr.train.trainer import Trainer
-from masr.utils.config import make_parser, parse_arguments
+from masr.utils.config import check_config_keys, make_parser, parse_arguments
+
+
+#: Every key :func:`build_pretrain_trainer` and the run frame read: each is declared in the YAML
+#: (no Python-side defaults). Keys a YAML uses only through ``!ref`` (``lr``, ``warmup_steps``,
+#: ...) are read there. ``allow_inexact_resume`` comes from the command line.
+CONFIG_KEYS = (
+    "seed", "model", "train_dir", "valid_dir", "exp_dir", "init_from",
+    "max_batch_frames", "num_buckets", "max_frames", "num_workers", "weighted_sampling", "sharded", "shard_buffer",
+    "max_steps", "grad_accum", "optimizer", "scheduler", "clip_grad_norm", "max_nonfinite_steps", "precision",
+    "cpu_threads", "compile", "pad_multiple", "compile_mode",
+    "log_every", "progress", "valid_every", "valid_batches", "checkpoint_every", "keep_checkpoints", "keep_steps",
+)
 
 
 def metadata_streams(model):
@@ -58,23 +69,24 @@ def ssl_step(model, batch):
     return out.loss, out.metrics
 
 
-def compile_model(model, config):
-    """``compile: true``: compile the SSL model's forward (encoder, prediction head, loss) in place
-    with :func:`torch.compile` (``compile_mode``: its ``mode``, default None). MASR's stream heads
-    stay eager: they turn label strings into ids, which a compiled graph would guard on (one
-    recompilation per batch), and cost little (``benchmarks/triplet_mining.py``). In place, so
-    parameter names and checkpoints are those of the eager model.
+def compile_model(model, max_frames=None, pad_multiple=1, mode=None):
+    """Compile the SSL model's forward (encoder, prediction head, loss) in place with
+    :func:`torch.compile` (``mode``: its mode; None: torch's default); ``compile: true`` in a
+    pretraining config. MASR's stream heads stay eager: they turn label strings into ids, which a
+    compiled graph would guard on (one recompilation per batch), and cost little
+    (``benchmarks/triplet_mining.py``). In place, so parameter names and checkpoints are those of
+    the eager model.
 
     The encoder graph is compiled once per padded length (measured on CPU with torch 2.11: a
     guard on heads x output frames, from AOTAutograd, for either attention), so ``pad_multiple``
-    bounds the compilations to ``max_frames / pad_multiple`` lengths; torch's recompile limit is
-    raised to that number, above which torch would run new lengths eagerly."""
-    if config.get("compile", False):
-        import torch._dynamo
+    bounds the compilations to ``max_frames / pad_multiple`` lengths (``max_frames`` None: 3000);
+    torch's recompile limit is raised to that number, above which torch would run new lengths
+    eagerly."""
+    import torch._dynamo
 
-        lengths = -(-(config.get("max_frames") or 3000) // max(1, config.get("pad_multiple") or 1)) + 1
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, lengths)
-        getattr(model, "ssl", model).compile(mode=config.get("compile_mode"))
+    lengths = -(-(max_frames or 3000) // max(1, pad_multiple or 1)) + 1
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, lengths)
+    getattr(model, "ssl", model).compile(mode=mode)
     return model
 
 
@@ -88,16 +100,16 @@ def compiled_graphs():
 def make_valid_fn(config, device):
     """Mean loss (SSL, plus MASR's stream losses) and metrics over up to ``valid_batches`` validation
     batches (the same batches and masks every time)."""
-    if not config.get("valid_dir"):
+    if not config["valid_dir"]:
         return None
     dataset = FeatsDataset(config["valid_dir"], streams=metadata_streams(config["model"]),
-                           max_frames=config.get("max_frames"))
+                           max_frames=config["max_frames"])
     # a fixed shuffle: the same validation batches every time, not only the shortest utterances
-    sampler = DynamicBucketBatchSampler(dataset.num_frames, config["max_batch_frames"], seed=config.get("seed", 0))
-    limit = config.get("valid_batches", 20)
+    sampler = DynamicBucketBatchSampler(dataset.num_frames, config["max_batch_frames"], seed=config["seed"])
+    limit = config["valid_batches"]
 
     def valid_fn(model):
-        torch.manual_seed(config.get("seed", 0))
+        torch.manual_seed(config["seed"])
         sums, count = {}, 0
         sampler.load_state_dict({"epoch": 0, "batches_done": 0})
         loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_feats)
@@ -115,46 +127,44 @@ def make_valid_fn(config, device):
 
 
 def build_pretrain_trainer(config, rank=0, world_size=1, device=None):
-    """Everything the pretraining run needs, from a loaded config."""
+    """Everything the pretraining run needs, from a loaded config (every key of :data:`CONFIG_KEYS`)."""
+    check_config_keys(config, CONFIG_KEYS)
     device = device or torch.device("cpu")
     seed_everything(config["seed"] + rank)
     model = config["model"]
-    dataset = FeatsDataset(config["train_dir"], streams=metadata_streams(model), max_frames=config.get("max_frames"))
+    dataset = FeatsDataset(config["train_dir"], streams=metadata_streams(model), max_frames=config["max_frames"])
     weights = None
-    if config.get("weighted_sampling", False):
+    if config["weighted_sampling"]:
         # a pretraining mix (masr.corpora.mix): draw corpora/languages with the weights of weights.tsv
         from masr.corpora.mix import utterance_weights
 
         by_utt = utterance_weights(config["train_dir"])
         weights = [by_utt[utt] for utt in dataset.utt_ids]
-    batching = dict(num_buckets=config.get("num_buckets", 10), seed=config["seed"], rank=rank,
+    batching = dict(num_buckets=config["num_buckets"], seed=config["seed"], rank=rank,
                     world_size=world_size, drop_last=False, weights=weights)
-    if config.get("sharded", False):
+    if config["sharded"]:
         # each rank reads only its own shards of the features (masr.data.shards)
         sampler = ShardedBatchSampler(shard_of_items(dataset), dataset.num_frames, config["max_batch_frames"],
-                                      shard_buffer=config.get("shard_buffer", 4), **batching)
+                                      shard_buffer=config["shard_buffer"], **batching)
     else:
         sampler = DynamicBucketBatchSampler(dataset.num_frames, config["max_batch_frames"], **batching)
     # fused AdamW (one kernel for all parameters) on a GPU; torch's default (foreach) elsewhere
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"], betas=tuple(config.get("betas", (0.9, 0.98))),
-                                  weight_decay=config.get("weight_decay", 0.01), fused=device.type == "cuda" or None)
-    compile_model(model, config)
+    optimizer = config["optimizer"](model.parameters(), fused=device.type == "cuda" or None)
+    scheduler = config["scheduler"](optimizer)
+    if config["compile"]:
+        compile_model(model, config["max_frames"], config["pad_multiple"], config["compile_mode"])
     collate = collate_feats
-    if config.get("pad_multiple", 1) > 1:
+    if config["pad_multiple"] > 1:
         collate = functools.partial(collate_feats, pad_multiple=config["pad_multiple"])
-    scheduler = WarmupDecay(optimizer, config["warmup_steps"], config["max_steps"],
-                            decay=config.get("decay", "cosine"), min_ratio=config.get("min_lr_ratio", 0.0))
     return Trainer(
         model, optimizer, scheduler, dataset, sampler, collate, ssl_step, config["exp_dir"],
-        max_steps=config["max_steps"], grad_accum=config.get("grad_accum", 1),
-        clip_grad_norm=config.get("clip_grad_norm", 5.0), checkpoint_every=config.get("checkpoint_every", 500),
-        keep_checkpoints=config.get("keep_checkpoints", 3), keep_steps=config.get("keep_steps", ()),
-        log_every=config.get("log_every", 10),
-        precision=config.get("precision", "auto"), device=device, rank=rank, world_size=world_size,
-        num_workers=config.get("num_workers", 0), valid_fn=make_valid_fn(config, device),
-        valid_every=config.get("valid_every", 0), init_from=config.get("init_from"),
-        progress=config.get("progress", True), max_nonfinite_steps=config.get("max_nonfinite_steps", 0),
-        allow_inexact_resume=config.get("allow_inexact_resume", False),
+        max_steps=config["max_steps"], grad_accum=config["grad_accum"], clip_grad_norm=config["clip_grad_norm"],
+        checkpoint_every=config["checkpoint_every"], keep_checkpoints=config["keep_checkpoints"],
+        keep_steps=config["keep_steps"], log_every=config["log_every"], precision=config["precision"],
+        device=device, rank=rank, world_size=world_size, num_workers=config["num_workers"],
+        valid_fn=make_valid_fn(config, device), valid_every=config["valid_every"], init_from=config["init_from"],
+        progress=config["progress"], max_nonfinite_steps=config["max_nonfinite_steps"],
+        allow_inexact_resume=config.get("allow_inexact_resume", False),  # --allow-inexact-resume (no YAML key)
     )
 
 
@@ -168,12 +178,12 @@ def export_encoder(trainer):
 def main(argv=None):
     parser = add_training_arguments(
         make_parser("Self-supervised pretraining (BEST-RQ, w2v-BERT, ...) from a HyperPyYAML config."))
-    args, config = parse_arguments(parser, argv)
+    args, config = parse_arguments(parser, argv, required=CONFIG_KEYS)
     try:
         with training_run(args, config, argv) as (rank, world, device):
             trainer = build_pretrain_trainer(config, rank, world, device)
             last = trainer.fit()
-            if config.get("compile", False):
+            if config["compile"]:
                 trainer._log_line(f"torch.compile built {compiled_graphs()} graph(s) in this run")
             if rank == 0:
                 export_encoder(trainer)

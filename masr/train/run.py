@@ -128,7 +128,7 @@ def add_training_arguments(parser):
 @contextlib.contextmanager
 def training_run(args, config, argv=None):
     """The frame of every training entry point (pretraining, LangID, ASR): pick the device
-    (``--device auto``: CUDA if available), set the CPU threads (``cpu_threads``), join the DDP
+    (``--device auto``: CUDA if available), set the CPU threads (``cpu_threads``; null: torch's default), join the DDP
     group, (rank 0) lock the run folder against a second writer (:func:`masr.train.lock.exp_dir_lock`),
     write ``env.log`` (:func:`masr.utils.envlog.write_env_log`) and keep the config with the run
     (:func:`save_run_config`, which raises
@@ -140,8 +140,8 @@ def training_run(args, config, argv=None):
             ...
     """
     device_type = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    if device_type == "cpu":
-        torch.set_num_threads(config.get("cpu_threads", torch.get_num_threads()))
+    if device_type == "cpu" and config["cpu_threads"]:  # null: torch's default
+        torch.set_num_threads(config["cpu_threads"])
     config["allow_inexact_resume"] = getattr(args, "allow_inexact_resume", False)
     rank, world, device = distributed.init(device_type)
     with contextlib.ExitStack() as held:

@@ -75,7 +75,28 @@ def load_config(path, overrides=None):
             raise ValueError(f"{path}: unknown config key in overrides: {e.args[0]}") from None
 
 
-def parse_arguments(parser, argv=None):
+def check_config_keys(config, keys, where="config"):
+    """Raise ValueError naming ``where`` and every key of ``keys`` that ``config`` lacks.
+
+    Each entry point reads its config without Python-side defaults: every key it reads must be
+    declared in the YAML (its ``CONFIG_KEYS``; ``tests/test_config_keys.py`` checks the egs YAMLs).
+
+    Example
+    -------
+    >>> check_config_keys({"seed": 1}, ("seed",))
+    >>> check_config_keys({"seed": 1}, ("seed", "lr", "max_steps"), "conf/x.yaml")
+    Traceback (most recent call last):
+        ...
+    ValueError: conf/x.yaml: missing config keys 'lr', 'max_steps' (every key this step reads is declared in its YAML; see the egs/*/conf files)
+    """
+    missing = [key for key in keys if key not in config]
+    if missing:
+        raise ValueError(f"{where}: missing config key{'s' if len(missing) > 1 else ''} "
+                         f"{', '.join(repr(k) for k in missing)} (every key this step reads is declared "
+                         "in its YAML; see the egs/*/conf files)")
+
+
+def parse_arguments(parser, argv=None, required=()):
     """Parse a step's declared options, then load its config with the remaining overrides.
 
     Arguments
@@ -84,6 +105,9 @@ def parse_arguments(parser, argv=None):
         The step's parser; must declare a positional ``config`` argument.
     argv : list of str or None
         Arguments (default ``sys.argv[1:]``).
+    required : sequence of str
+        The keys the step reads (its ``CONFIG_KEYS``): one missing is a usage error (exit 2)
+        naming the file.
 
     Returns
     -------
@@ -96,6 +120,7 @@ def parse_arguments(parser, argv=None):
     try:
         overrides = overrides_from_args(rest)
         config = load_config(args.config, overrides)
+        check_config_keys(config, required, args.config)
     except ValueError as e:
         parser.error(str(e))
     return args, config

@@ -67,6 +67,18 @@ def progress_enabled(enabled=None):
     return _stderr_is_tty()
 
 
+def enabled(setting):
+    """The ``enabled`` argument of :func:`progress` for a config's ``progress:`` value: False with
+    ``false``, else None (a bar on a terminal only; ``true`` does not force bars into logs).
+
+    Example
+    -------
+    >>> enabled(False), enabled(True)
+    (False, None)
+    """
+    return False if setting is False else None
+
+
 def from_config(config, key="progress"):
     """The ``enabled`` argument of :func:`progress` for a step's config: False with
     ``progress: false``, else None (a bar on a terminal only; ``progress: true`` does not force

@@ -1,15 +1,18 @@
 """A tiny pretraining run (``masr.train.pretrain``) for downstream tests, trained in a second."""
 
+import functools
 import os
 
 import numpy as np
 import soundfile as sf
+import torch
 
 from masr.data.datadir import write_kaldi_map
 from masr.downstream import langid
 from masr.ssl.bestrq import BestRQ
 from masr.train import pretrain
 from masr.train.run import seed_everything
+from masr.train.schedule import WarmupDecay
 from tests.helpers.dumps import make_dump_dir
 
 TINY_BESTRQ = """\
@@ -20,13 +23,41 @@ valid_dir: null
 exp_dir: !PLACEHOLDER
 init_from: null
 max_batch_frames: 600
+num_buckets: 10
 max_frames: 1000
+num_workers: 0
+weighted_sampling: false
+sharded: false
+shard_buffer: 4
 max_steps: 2
+grad_accum: 1
 lr: 0.001
 warmup_steps: 1
-checkpoint_every: 2
+decay: cosine
+min_lr_ratio: 0.0
+optimizer: !name:torch.optim.AdamW
+  lr: !ref <lr>
+  betas: [0.9, 0.98]
+  weight_decay: 0.01
+scheduler: !name:masr.train.schedule.WarmupDecay
+  warmup_steps: !ref <warmup_steps>
+  total_steps: !ref <max_steps>
+  decay: !ref <decay>
+  min_ratio: !ref <min_lr_ratio>
+clip_grad_norm: 5.0
+max_nonfinite_steps: 0
+precision: auto
+cpu_threads: null
+compile: false
+pad_multiple: 1
+compile_mode: null
 log_every: 1
 progress: false
+valid_every: 0
+valid_batches: 20
+checkpoint_every: 2
+keep_checkpoints: 3
+keep_steps: []
 model: !new:masr.ssl.bestrq.BestRQ
   input_dim: 20
   d_model: 32
@@ -41,18 +72,25 @@ model: !new:masr.ssl.bestrq.BestRQ
 """
 
 
-def tiny_bestrq_config(**settings):
-    """:data:`TINY_BESTRQ` with top-level keys set (values written as YAML), new ones added before
-    the model, e.g. ``tiny_bestrq_config(max_steps=12, cpu_threads=1)``."""
+def with_settings(text, **settings):
+    """A YAML config ``text`` with top-level keys set (values written as YAML); new keys are
+    added before ``model:`` (or at the end), e.g. ``with_settings(TINY_LANGID, max_steps=4)``."""
     lines, done = [], set()
-    for line in TINY_BESTRQ.splitlines():
+    for line in text.splitlines():
         key = line.split(":", 1)[0]
         if line.startswith("model:"):
             lines += [f"{k}: {v}" for k, v in settings.items() if k not in done]
+            done.update(settings)
         if not line.startswith(" ") and key in settings:
             line, _ = f"{key}: {settings[key]}", done.add(key)
         lines.append(line)
+    lines += [f"{k}: {v}" for k, v in settings.items() if k not in done]
     return "\n".join(lines) + "\n"
+
+
+def tiny_bestrq_config(**settings):
+    """:data:`TINY_BESTRQ` with top-level keys set, e.g. ``tiny_bestrq_config(max_steps=12, cpu_threads=1)``."""
+    return with_settings(TINY_BESTRQ, **settings)
 
 
 def make_pretrain_run(exp_dir, train_dir, steps=2):
@@ -72,6 +110,7 @@ TINY_FBANK = "num_mel_bins: 20\nframe_length: 25.0\nframe_shift: 10.0\nsample_ra
 
 TINY_LANGID = """\
 seed: 1
+__set_seed: !apply:masr.train.run.seed_everything [!ref <seed>]
 pretrained: !PLACEHOLDER
 train_dir: !PLACEHOLDER
 dev_dir: !PLACEHOLDER
@@ -79,21 +118,41 @@ test_dir: !PLACEHOLDER
 pretrain_langs: !PLACEHOLDER
 exp_dir: !PLACEHOLDER
 fbank_config: !PLACEHOLDER
+layer: null
+dropout: 0.1
+eer_pooling: pooled
 max_batch_frames: 1200
 num_buckets: 1
 crop_frames: 50
+max_frames: null
 eval_batch_frames: 5000
+num_workers: 0
 head_init: random
+probe_l2: 0.001
 max_steps: 2
+grad_accum: 1
 freeze_encoder_steps: 1
 lr: 0.01
 encoder_lr: 0.001
 warmup_steps: 1
+decay: cosine
+min_lr_ratio: 0.0
+optimizer: !name:torch.optim.AdamW
+  betas: [0.9, 0.98]
+  weight_decay: 0.01
+scheduler: !name:masr.train.schedule.WarmupDecay
+  warmup_steps: !ref <warmup_steps>
+  total_steps: !ref <max_steps>
+  decay: !ref <decay>
+  min_ratio: !ref <min_lr_ratio>
+clip_grad_norm: 5.0
+max_nonfinite_steps: 0
 precision: fp32
 cpu_threads: 1
 log_every: 1
 progress: false
 checkpoint_every: 2
+keep_checkpoints: 1000
 """
 
 
@@ -123,15 +182,31 @@ def make_langid_models(root):
             "scp": str(root / "wav.scp")}
 
 
+def pretrain_config(dump, exp_dir, model, **kw):
+    """A complete pretraining config (every key ``masr.train.pretrain`` reads, as a loaded YAML
+    gives them) for :func:`masr.train.pretrain.build_pretrain_trainer`; ``kw`` overrides keys.
+    ``optimizer`` (AdamW) and ``scheduler`` (WarmupDecay) are built from the overridden scalars,
+    as the egs YAMLs build them with ``!ref``."""
+    c = dict(seed=0, model=model, train_dir=dump, valid_dir=None, exp_dir=exp_dir, init_from=None,
+             max_batch_frames=400, num_buckets=10, max_frames=None, num_workers=0, weighted_sampling=False,
+             sharded=False, shard_buffer=4, max_steps=8, grad_accum=1, lr=1e-3, warmup_steps=1, decay="cosine",
+             min_lr_ratio=0.0, clip_grad_norm=5.0, max_nonfinite_steps=0, precision="fp32", cpu_threads=1,
+             compile=False, pad_multiple=1, compile_mode=None, log_every=10, progress=False, valid_every=0,
+             valid_batches=20, checkpoint_every=500, keep_checkpoints=3, keep_steps=[], allow_inexact_resume=False)
+    c.update(kw)
+    c.setdefault("optimizer", functools.partial(torch.optim.AdamW, lr=c["lr"], betas=[0.9, 0.98], weight_decay=0.01))
+    c.setdefault("scheduler", functools.partial(WarmupDecay, warmup_steps=c["warmup_steps"],
+                                                total_steps=c["max_steps"], decay=c["decay"],
+                                                min_ratio=c["min_lr_ratio"]))
+    return c
+
+
 def trainer_config(dump, exp_dir, **kw):
     """A loaded pretraining config (a 1-layer BEST-RQ on ``dump``) for :func:`masr.train.pretrain.build_pretrain_trainer`:
     8 steps of 2 micro-batches, a checkpoint every 4; ``kw`` overrides keys."""
     seed_everything(7)
     model = BestRQ(input_dim=20, d_model=32, num_layers=1, nhead=2, d_ffn=64, kernel_size=3, codebook_size=32,
                    dropout=0.1, cmvn=os.path.join(dump, "cmvn.ark"))
-    c = dict(seed=7, model=model, train_dir=dump, exp_dir=exp_dir, max_batch_frames=400, num_buckets=3,
-             max_steps=8, grad_accum=2, lr=3e-3, warmup_steps=3, decay="cosine", min_lr_ratio=0.1,
-             clip_grad_norm=1.0, checkpoint_every=4, keep_checkpoints=2, log_every=2, precision="fp32",
-             progress=False)
-    c.update(kw)
-    return c
+    return pretrain_config(dump, exp_dir, model, **{
+        **dict(seed=7, num_buckets=3, max_steps=8, grad_accum=2, lr=3e-3, warmup_steps=3, decay="cosine",
+               min_lr_ratio=0.1, clip_grad_norm=1.0, checkpoint_every=4, keep_checkpoints=2, log_every=2), **kw})
