@@ -4,6 +4,22 @@ import pytest
 import torch
 
 
+def pytest_addoption(parser):
+    parser.addoption("--device", default="cpu",
+                     help="torch device of the tests that take the `device` fixture (e.g. cuda; default cpu)")
+
+
+@pytest.fixture(scope="session")
+def device(request):
+    """The ``--device`` of the run (SpeechBrain's convention): ``pytest --device cuda`` runs the
+    device-sensitive tests (padding invariance, fused attention) on a GPU; skipped where it is
+    not available."""
+    name = request.config.getoption("--device")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        pytest.skip(f"--device {name}: no CUDA device here")
+    return torch.device(name)
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Tiny tensors: one thread is fastest, and far faster on a busy machine. Use it with
