@@ -10,13 +10,15 @@
 #   masr_overhead.md      paper size (643 M): the encoder alone vs with MASR's language stream
 #                         (projection + mining + loss), i.e. MASR's extra cost per step
 #   triplet_mining.md     batch-hard mining + loss vs pytorch-metric-learning, B = 1024/4096/16384
+#   audio_shards.md       on-the-fly input: audio-shard reading + filterbanks per CPU core, and
+#                         batched filterbanks on the GPU (synthetic audio: rates only)
 #
 # Usage:
 #   bash benchmarks/gpu.sh              # on a GPU machine, from the repository root
 #   bash benchmarks/gpu.sh --dry-run    # every command at toy size on the CPU (seconds): checks
 #                                       # the script, writes to a temporary folder
 # Options: --out DIR (where the tables go). Each command has its own time limit (120 + 210 + 90 +
-# 60 s = 8 minutes at most), so one that hangs or is slow does not take the others' time.
+# 60 + 60 s = 9 minutes at most), so one that hangs or is slow does not take the others' time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +40,7 @@ if $dry_run; then
   recipe=(--sizes tiny --batch 2x200 --rounds 1 --warmup 1)
   paper=(--sizes tiny --batch 2x200 --rounds 1 --warmup 1)
   mining=(--sizes 64 128 --runs 1 --warmup 0)
+  shards=(--limit 4 --rounds 1)
 else
   python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || {
     echo "no CUDA device visible; use --dry-run to check the script on a CPU" >&2; exit 1; }
@@ -46,6 +49,7 @@ else
   recipe=(--sizes recipe --batch 64x1500 --rounds 4 --steps-per-round 2 --warmup 2)
   paper=(--sizes paper --batch 32x1500 --rounds 5 --steps-per-round 2 --warmup 2)
   mining=(--sizes 1024 4096 16384)
+  shards=(--limit 200 --rounds 3)
 fi
 mkdir -p "$out"
 
@@ -72,6 +76,8 @@ step masr_overhead 90 python benchmarks/pretrain_step.py --device "$device" "${p
   --out "$out/masr_overhead.md"
 step triplet_mining 60 python benchmarks/triplet_mining.py --device "$device" "${mining[@]}" \
   --out "$out/triplet_mining.md"
+step audio_shards 60 python benchmarks/audio_shards.py --synthetic --device "$device" "${shards[@]}" \
+  --out "$out/audio_shards.md"
 
 echo "tables in $out"
 exit $status

@@ -23,6 +23,9 @@ local_data=local/prepare_data.sh   # the corpus's data preparation script (stage
 local_data_opts=        # extra options for it, e.g. "--corpus-config conf/corpus.yaml"
 fbank_config=conf/fbank.yaml       # stage 2 config
 shard_utts=0            # stage 2: N > 0 writes features in shuffled shards of N utterances (multi-node DDP)
+feature_source=feats    # stage 2 writes filterbanks (feats) or the audio in shards (audio_shards; needs
+                        # --shard-utts; the pretraining configs then say feature_source: audio_shards)
+audio_codec=flac        # audio shards: codec of audio not already FLAC/Opus (flac: lossless; opus: smaller)
 validate_opts=          # e.g. "--no-audio" for huge corpora
 pretrain_configs=conf/pretrain_bestrq.yaml   # stage 3: one SSL run per config (exp/<config name>)
 pretrain_set=pretrain   # dump dir the SSL models train on
@@ -109,6 +112,10 @@ Options:
   --fbank-config FILE   filterbank config for stage 2 (default: $fbank_config)
   --shard-utts N        stage 2 writes shards of N random utterances, 0: one ark per job \
 (default: $shard_utts)
+  --feature-source feats|audio_shards   stage 2 stores filterbanks, or the audio in shards for \
+filterbanks on the fly (default: $feature_source)
+  --audio-codec flac|opus   audio shards: codec of audio that is not FLAC/Opus already \
+(default: $audio_codec)
   --validate-opts S     options for tools/validate_data_dir.sh (default: '$validate_opts')
   --pretrain-configs \"A.yaml B.yaml\"  stage 3 configs (default: $pretrain_configs)
   --pretrain-set S --valid-set S      dump dirs to train / validate on (default: $pretrain_set $valid_set)
@@ -145,6 +152,14 @@ done
 [[ "$seeds" =~ ^[[:space:]]*[0-9]+([[:space:]]+[0-9]+)*[[:space:]]*$ ]] ||
   { echo "$0: --seeds must be a list of non-negative integers, e.g. \"1 2 3\", got '$seeds'" >&2; exit 2; }
 case "$force" in true|false) ;; *) echo "$0: --force must be true or false, got '$force'" >&2; exit 2 ;; esac
+case "$feature_source" in
+  feats) ;;
+  audio_shards) [ "$shard_utts" -gt 0 ] ||
+    { echo "$0: --feature-source audio_shards needs --shard-utts N > 0" >&2; exit 2; } ;;
+  *) echo "$0: --feature-source must be feats or audio_shards, got '$feature_source'" >&2; exit 2 ;;
+esac
+case "$audio_codec" in flac|opus) ;; *) echo "$0: --audio-codec must be flac or opus, got '$audio_codec'" >&2
+  exit 2 ;; esac
 [[ -z "$baseline_step" || "$baseline_step" =~ ^[0-9]+$ ]] ||
   { echo "$0: --baseline-step must be a step number, got '$baseline_step'" >&2; exit 2; }
 # Options of several words, as arrays (split like a command line: quotes keep spaces; no eval).
@@ -247,11 +262,12 @@ stage_data() {
 }
 
 stage_features() {
-  local split
+  local split audio_opts=()
+  [ "$feature_source" = feats ] || audio_opts=(--audio-shards --audio-codec "$audio_codec")
   for split in $splits; do
     run_stage_cmd stage2.features "$split" \
       python -m masr.features.extract "$fbank_config" --data "$data/$split" --out "$dump/$split" --nj "$nj" \
-      --shard-utts "$shard_utts"
+      --shard-utts "$shard_utts" "${audio_opts[@]}"
     # shellcheck disable=SC2086
     "$root/tools/validate_data_dir.sh" --no-audio --no-lang "$dump/$split"
   done
@@ -412,7 +428,9 @@ stage_pack() {
 
 run_stage 1 data "$(signature "$local_data" "$local_data_opts" "$splits" "$data" \
   "$(for split in $splits; do echo "$split: $(required_files "$split" | sort -u)"; done)")" stage_data
-run_stage 2 features "$(signature "$fbank_config" "$shard_utts" "$splits" "$data" "$dump" \
+audio_sig=()   # only audio shards add to stage 2's signature (feature dumps keep their stamps)
+[ "$feature_source" = feats ] || audio_sig=("$feature_source $audio_codec")
+run_stage 2 features "$(signature "$fbank_config" "$shard_utts" "$splits" "$data" "$dump" "${audio_sig[@]}" \
   "$exp/stamps/stage1.data.done")" stage_features
 [ -n "$pretrain_configs" ] &&
 run_stage 3 pretrain "$(signature $pretrain_configs "$pretrain_opts" "$pretrain_set" "$valid_set" \

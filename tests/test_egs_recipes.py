@@ -20,6 +20,7 @@ pytestmark = pytest.mark.slow   # end to end: -m 'not slow' leaves it out
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EGS = os.path.join(ROOT, "egs")
 TINY = "--max_batch_frames 3000 --num_workers 0 --cpu_threads 1 --log_every 1"
+ON_CPU = "--fbank_device cpu"   # egs/mix computes the filterbanks of its audio shards on the GPU
 
 
 def run(recipe, *args, timeout=300):
@@ -43,8 +44,8 @@ def mix(tmp_path_factory):
             "--shard-utts", 4, "--baseline-step", 2, "--lang2vec-types", "genetic",
             "--pretrain-opts", f"--max_steps 3 --keep_steps [2] --checkpoint_every 3 --keep_checkpoints 1 "
             f"--warmup_steps 1 --valid_every 3 --model.d_model 32 --model.num_layers 1 --model.nhead 2 "
-            f"--model.d_ffn 64 --model.codebook_size 16 {TINY}",
-            "--masr-opts", f"--max_steps 1 --warmup_steps 1 --valid_every 0 {TINY}")
+            f"--model.d_ffn 64 --model.codebook_size 16 {TINY} {ON_CPU}",
+            "--masr-opts", f"--max_steps 1 --warmup_steps 1 --valid_every 0 {TINY} {ON_CPU}")
     return out, r
 
 
@@ -70,9 +71,14 @@ def test_mix_prepares_and_mixes_the_corpora(mix):
         ["dev", "mls", "2", "2"], ["dev", "all", "2", "2"]]
 
 
-def test_mix_trains_sharded_baseline_and_continues_from_the_kept_step(mix):
+def test_mix_trains_sharded_baseline_from_audio_shards_and_continues_from_the_kept_step(mix):
     out, r = mix
     assert (out / "dump" / "pretrain" / "shards.tsv").is_file()
+    # audio shards, filterbanks on the fly: no stored features
+    for split in ("pretrain", "dev"):
+        assert (out / "dump" / split / "audio.scp").is_file() and not (out / "dump" / split / "feats.scp").exists()
+    assert all(name.startswith("audio.") and name.endswith(".tar")
+               for name in os.listdir(out / "dump" / "pretrain" / "data"))
     assert (out / "dump" / "pretrain" / "weights.tsv").is_file()
     ckpts = sorted(p.name for p in (out / "exp" / "pretrain_bestrq" / "checkpoints").iterdir())
     assert ckpts == ["step-00000002", "step-00000003"]

@@ -47,7 +47,9 @@ def test_gpu_script_dry_run_writes_every_table(tmp_path):
                           capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     tables = {p.name: p.read_text() for p in tmp_path.glob("*.md")}
-    assert set(tables) == {"pretrain_eager.md", "pretrain_compiled.md", "masr_overhead.md", "triplet_mining.md"}
+    assert set(tables) == {"pretrain_eager.md", "pretrain_compiled.md", "masr_overhead.md", "triplet_mining.md",
+                           "audio_shards.md"}
+    assert "| FLAC shards: read + decode + filterbank (fbank_device: cpu) |" in tables["audio_shards.md"]
     assert "| tiny | compiled | masr/rope_sdpa+sub64 |" in tables["pretrain_compiled.md"]
     assert "| tiny | compiled | speechbrain |" in tables["pretrain_compiled.md"]
     assert "MASR stream: " in tables["masr_overhead.md"]

@@ -67,6 +67,9 @@ class FeatsDataset(torch.utils.data.Dataset):
         ``feats.scp``, or ``max_frames`` / ``min_frames`` dropping every utterance (an empty
         dataset would leave a training loop without batches).
 
+    A subclass may read another listing of ``<path>:<byte offset>`` entries (``SCP_FILE``) and
+    load its items otherwise (``_load``), e.g. :class:`masr.features.onthefly.AudioShardDataset`.
+
     Example
     -------
     >>> import tempfile, kaldiio, numpy as np
@@ -94,6 +97,9 @@ class FeatsDataset(torch.utils.data.Dataset):
     masr.data.datadir.DataDirError: ...: all 2 utterances are longer than max_frames 2; raise max_frames
     """
 
+    #: The listing of the dump dir read: utt -> ``<path>:<byte offset>``.
+    SCP_FILE = "feats.scp"
+
     def __init__(self, dump_dir, streams=(), max_frames=None, min_frames=1, utts=None):
         self.dump_dir = os.fspath(dump_dir)
         self.streams = list(streams)
@@ -101,9 +107,15 @@ class FeatsDataset(torch.utils.data.Dataset):
             if name in RESERVED_KEYS:
                 raise ValueError(f"stream name '{name}' clashes with an item key {RESERVED_KEYS}")
         data = DataDir(self.dump_dir)
-        scp = self._read(data, "feats.scp", "written by the features stage")
+        scp_file = self.SCP_FILE
+        other = {"feats.scp": ("audio.scp", "audio shards: set feature_source: audio_shards"),
+                 "audio.scp": ("feats.scp", "stored features: set feature_source: feats")}.get(scp_file)
+        if other and not data.has(scp_file) and data.has(other[0]):
+            raise DataDirError(f"{self.dump_dir}: dump dir has no '{scp_file}' but '{other[0]}': it holds {other[1]} "
+                               "in the config, or rerun the features stage (recipes: --feature-source)")
+        scp = self._read(data, scp_file, "written by the features stage")
         if not scp:
-            raise DataDirError(f"{self.dump_dir}: dump dir holds no utterances ({data.file('feats.scp')} is empty; "
+            raise DataDirError(f"{self.dump_dir}: dump dir holds no utterances ({data.file(scp_file)} is empty; "
                                f"rerun the features stage on a data dir with utterances)")
         frames_map = self._read(data, "utt2num_frames", "written by the features stage")
         ark_sizes = {}  # checked now, not hours into training: the arks exist and hold the offsets
@@ -117,7 +129,7 @@ class FeatsDataset(torch.utils.data.Dataset):
                 if offset >= ark_sizes[ark]:
                     raise ValueError(f"offset {offset} is past the end of '{ark}' ({ark_sizes[ark]} bytes)")
             except ValueError as e:
-                raise DataDirError(f"{data.file('feats.scp')}:{lineno}: utterance '{utt}': {e}") from None
+                raise DataDirError(f"{data.file(scp_file)}:{lineno}: utterance '{utt}': {e}") from None
 
         utt_ids, num_frames, self.num_dropped = [], [], 0
         short = long = 0
@@ -126,7 +138,7 @@ class FeatsDataset(torch.utils.data.Dataset):
             if keep is not None and utt not in keep:
                 continue
             if utt not in frames_map:
-                raise DataDirError(f"{data.file('utt2num_frames')}: utterance '{utt}' of feats.scp is missing")
+                raise DataDirError(f"{data.file('utt2num_frames')}: utterance '{utt}' of {scp_file} is missing")
             try:
                 n = int(frames_map[utt])
             except ValueError:
@@ -168,8 +180,18 @@ class FeatsDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         """dict(utt=str, feats=FloatTensor (T, F), <stream>=str for each stream)."""
-        utt, entry = self.utt_ids[i], self.entries[i]
-        where = f"{self.dump_dir}/feats.scp: utterance '{utt}'"
+        item = {"utt": self.utt_ids[i], "feats": self._load(i)}
+        for name, values in self._stream_values.items():
+            item[name] = values[i]
+        return item
+
+    def _where(self, i):
+        """The utterance ``i`` and its listing, for error messages."""
+        return f"{self.dump_dir}/{self.SCP_FILE}: utterance '{self.utt_ids[i]}'"
+
+    def _load(self, i):
+        """The features of item ``i``, FloatTensor (T, F); FeatsReadError naming the utterance."""
+        entry, where = self.entries[i], self._where(i)
         try:
             mat = read_ark_entry(entry)
         except Exception as e:  # a missing, truncated or garbled ark: report which utterance
@@ -184,10 +206,7 @@ class FeatsDataset(torch.utils.data.Dataset):
             bad = np.flatnonzero(~finite.all(axis=1))
             raise FeatsReadError(f"{where}: features from '{entry}' hold NaN/inf in {len(bad)} of {len(mat)} "
                                  f"frames (first at frame {bad[0]}); extract the features again")
-        item = {"utt": utt, "feats": torch.tensor(mat, dtype=torch.float32)}
-        for name, values in self._stream_values.items():
-            item[name] = values[i]
-        return item
+        return torch.tensor(mat, dtype=torch.float32)
 
 
 def _all_dropped(short, long, min_frames, max_frames):

@@ -125,7 +125,7 @@ def shard_of_items(dataset):
     for utt, entry in zip(dataset.utt_ids, dataset.entries):
         ark = entry.rsplit(":", 1)[0]
         if ark not in shard:
-            raise DataDirError(f"{dataset.dump_dir}/feats.scp: utterance '{utt}' is in '{ark}', "
+            raise DataDirError(f"{dataset.dump_dir}/{dataset.SCP_FILE}: utterance '{utt}' is in '{ark}', "
                                f"which {SHARDS_FILE} does not list (features re-extracted without shards?)")
         result.append(shard[ark])
     return result

@@ -12,6 +12,18 @@ With ``--shard-utts N`` the arks are instead shards of N utterances drawn at ran
 whole set, ``<out>/data/shard.<k>.ark``, listed in ``<out>/shards.tsv``: a multi-node job then
 gives each rank its own shards (:mod:`masr.data.shards`). The shards are dealt to the jobs.
 
+With ``--shard-utts N --audio-shards`` the shards hold the *audio* instead, from which
+:class:`masr.features.onthefly.AudioShardDataset` computes the same filterbanks on the fly (a
+tenth of the disk; :mod:`masr.features.audio_shards` describes the format)::
+
+    <out>/data/audio.<k>.tar      tar files of FLAC (or, --audio-codec opus, Ogg Opus) members
+    <out>/audio.scp               utt -> <out>/data/audio.<k>.tar:<offset of the member's header>
+    <out>/fbank.json              the filterbank options (FbankConfig), for the readers
+
+``shards.tsv`` then lists the tars; ``utt2num_frames`` and ``cmvn.ark`` are still computed here,
+from the filterbanks (which are checked as below, then not stored). A dump dir holds
+``feats.scp`` or ``audio.scp``, never both (every extraction replaces the whole folder).
+
 **Input.** The data dir is checked first (:func:`masr.data.validate.validate_data_dir`, without
 reading audio or looking up languages): an unsorted file, a duplicate key, a missing
 ``utt2spk``, ... raise :class:`~masr.data.datadir.DataDirError`, whose message names the file
@@ -62,7 +74,8 @@ the other's staging folder).
 **Progress.** On a terminal (rank 0) a bar counts the utterances done, advanced as each job
 finishes; none in a log (:mod:`masr.utils.progress`), nor with ``progress: false`` in the config.
 
-Usage: ``python -m masr.features.extract conf/fbank.yaml --data data/train --out dump/train --nj 2 [--shard-utts N]``
+Usage: ``python -m masr.features.extract conf/fbank.yaml --data data/train --out dump/train --nj 2 [--shard-utts N
+[--audio-shards [--audio-codec flac|opus]]]``
 
 Why this module is long: the features stage is one transaction (parallel jobs, sharding, global
 CMVN, and the atomic swap of the finished dump with recovery after a kill); its crash-safety steps
@@ -73,6 +86,7 @@ import ctypes
 import dataclasses
 import errno
 import functools
+import json
 import logging
 import os
 import platform
@@ -89,6 +103,8 @@ from masr.audio import AudioError, read_audio
 from masr.data.datadir import DataDir, DataDirError, write_kaldi_map
 from masr.data.shards import make_shards, write_shard_index
 from masr.data.validate import validate_data_dir
+from masr.features.audio_shards import (AUDIO_SCP, CODECS, FBANK_JSON, check_codec, finish_tar, member_bytes,
+                                        write_member)
 from masr.features.cmvn import CMVNStats
 from masr.features.fbank import FbankConfig, compute_fbank, first_non_finite
 from masr.utils.config import make_parser, parse_arguments
@@ -139,9 +155,11 @@ def _extract_job(job):
     Arguments
     ---------
     job : tuple
-        ``(index, arks, config, wav_scp)``: ``arks`` a list of ``(ark, staged_ark, entries)``,
+        ``(index, arks, config, wav_scp, codec)``: ``arks`` a list of ``(ark, staged_ark, entries)``,
         ``ark`` the final path named in ``feats.scp``, ``staged_ark`` the file written,
-        ``entries`` the ``(utt, wav.scp entry)`` pairs; ``wav_scp`` the path named in errors.
+        ``entries`` the ``(utt, wav.scp entry)`` pairs; ``wav_scp`` the path named in errors;
+        ``codec`` None to write feature arks, else ``"flac"``/``"opus"``: the arks are audio
+        shards (tars, named in ``audio.scp``) and the features are only counted.
 
     Returns
     -------
@@ -154,33 +172,39 @@ def _extract_job(job):
         Naming ``wav_scp`` and the utterance: unreadable or too short audio, NaN/inf samples or
         filterbank values.
     """
-    index, arks, config, wav_scp = job
+    index, arks, config, wav_scp, codec = job
     stats = CMVNStats(config.num_mel_bins)
     scp, num_frames, seconds, rows = {}, {}, 0.0, []
     for ark, staged, entries in arks:
         ark_frames = 0
         with open(staged, "wb") as f:
-            for utt, entry in entries:
+            for member, (utt, entry) in enumerate(entries):
                 try:
                     wave, _ = read_audio(entry, config.sample_rate)
                     _check_finite(wave, f"audio '{entry}' holds", "sample")
                     feats = compute_fbank(wave, config)
                     _check_finite(feats, "the filterbank holds", "frame")
+                    audio = member_bytes(entry, wave, config.sample_rate, codec) if codec else None
                 except (AudioError, ValueError) as e:
                     raise FeatureError(f"{wav_scp}: utterance '{utt}': {e}") from None
-                start = f.tell()
-                kaldiio.save_ark(f, {utt: feats})
-                scp[utt] = f"{ark}:{start + len(utt.encode()) + 1}"
+                if audio:
+                    scp[utt] = f"{ark}:{write_member(f, member, *audio)}"
+                else:
+                    start = f.tell()
+                    kaldiio.save_ark(f, {utt: feats})
+                    scp[utt] = f"{ark}:{start + len(utt.encode()) + 1}"
                 num_frames[utt] = feats.shape[0]
                 ark_frames += feats.shape[0]
                 stats.add(feats)
                 seconds += len(wave) / config.sample_rate
+            if codec:
+                finish_tar(f)
         rows.append((ark, len(entries), ark_frames))
     return index, scp, num_frames, stats, seconds, rows
 
 
 def _describe_job(job):
-    index, arks, _, _ = job
+    index, arks = job[:2]
     utts = [utt for _, _, entries in arks for utt, _ in entries]
     names = [os.path.basename(ark) for ark, _, _ in arks]
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more arks" if len(names) > 3 else "")
@@ -195,7 +219,7 @@ def _run_jobs(jobs, out_dir, show_progress=None):
     counts utterances in this process, advancing by a job's utterances as the job finishes.
     """
     results = {}
-    total = sum(len(entries) for _, arks, _, _ in jobs for _, _, entries in arks)
+    total = sum(len(entries) for _, arks, *_ in jobs for _, _, entries in arks)
     try:
         with progress(total=total, desc=f"features {os.path.basename(out_dir)}", unit="utt",
                       enabled=show_progress) as bar:
@@ -382,13 +406,16 @@ def _output_path(data_dir, out_dir):
     if data_real == out_real or data_real.startswith(out_real + os.sep):
         raise ValueError(f"{out_dir}: the output dump dir would replace the data dir {data_dir}; "
                          f"write the features elsewhere (e.g. dump/<set>)")
-    if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.isfile(os.path.join(out_dir, "feats.scp")):
-        raise ValueError(f"{out_dir}: holds files but no feats.scp, so it is not a dump dir; the features stage "
+    if (os.path.isdir(out_dir) and os.listdir(out_dir)
+            and not any(os.path.isfile(os.path.join(out_dir, scp)) for scp in ("feats.scp", AUDIO_SCP))):
+        raise ValueError(f"{out_dir}: holds files but no feats.scp, so it is not a dump dir (nor an audio "
+                         f"dump: no {AUDIO_SCP}); the features stage "
                          f"replaces its output folder as a whole and only replaces an earlier dump (e.g. dump/<set>)")
     return out_dir
 
 
-def extract_features(data_dir, out_dir, config, nj=1, shard_utts=0, shard_seed=0, show_progress=None):
+def extract_features(data_dir, out_dir, config, nj=1, shard_utts=0, shard_seed=0, show_progress=None,
+                     audio_shards=False, audio_codec="flac"):
     """Compute filterbanks for every utterance of ``data_dir`` into ``out_dir``.
 
     Arguments
@@ -407,6 +434,12 @@ def extract_features(data_dir, out_dir, config, nj=1, shard_utts=0, shard_seed=0
     show_progress : bool or None
         A progress bar of the utterances done, advanced as each job finishes: None on a terminal
         (rank 0), True forced, False off (:func:`masr.utils.progress.progress`).
+    audio_shards : bool
+        Write the audio into shards (``audio.scp``, ``fbank.json``) instead of the features;
+        needs ``shard_utts`` > 0 (see the module docstring).
+    audio_codec : str
+        ``"flac"`` or ``"opus"``: how audio that is not copied unchanged is encoded
+        (:func:`masr.features.audio_shards.member_bytes`).
 
     Returns
     -------
@@ -422,7 +455,8 @@ def extract_features(data_dir, out_dir, config, nj=1, shard_utts=0, shard_seed=0
         or a worker process died. The previous dump in ``out_dir`` (if any) is left as it was
         and nothing else is left behind.
     ValueError
-        ``out_dir`` is not a folder, or would replace ``data_dir``.
+        ``out_dir`` is not a folder, or would replace ``data_dir``; ``audio_shards`` without
+        ``shard_utts``, or an unknown or unsupported ``audio_codec``.
 
     Example
     -------
@@ -440,6 +474,12 @@ def extract_features(data_dir, out_dir, config, nj=1, shard_utts=0, shard_seed=0
     """
     start = time.time()
     nj = max(1, int(nj))
+    codec = None
+    if audio_shards:
+        if not shard_utts:
+            raise ValueError("audio shards need shards: give shard_utts > 0 (--shard-utts N)")
+        check_codec(audio_codec)
+        codec = audio_codec
     validate_data_dir(data_dir, check_audio=False, check_lang=False)
     out_dir = _output_path(data_dir, out_dir)
     data = DataDir(data_dir)
@@ -455,12 +495,13 @@ def extract_features(data_dir, out_dir, config, nj=1, shard_utts=0, shard_seed=0
 
         if shard_utts:
             shards = make_shards(list(wav_scp), shard_utts, seed=shard_seed)
-            arks = [(*ark(f"shard.{k:06d}.ark"), [(u, wav_scp[u]) for u in shard]) for k, shard in enumerate(shards)]
+            name = "audio.{:06d}.tar" if codec else "shard.{:06d}.ark"
+            arks = [(*ark(name.format(k)), [(u, wav_scp[u]) for u in shard]) for k, shard in enumerate(shards)]
             parts = [arks[j::nj] for j in range(max(1, min(nj, len(arks))))]   # shards dealt to the jobs
         else:
             parts = [[(*ark(f"feats.{j + 1}.ark"), part)]
                      for j, part in enumerate(split_evenly(sorted(wav_scp.items()), nj))]
-        jobs = [(j, part, config, data.file("wav.scp")) for j, part in enumerate(parts)]
+        jobs = [(j, part, config, data.file("wav.scp"), codec) for j, part in enumerate(parts)]
         results = _run_jobs(jobs, out_dir, show_progress)
         scp, num_frames, stats, shard_rows = {}, {}, CMVNStats(config.num_mel_bins), []
         for _, job_scp, job_frames, job_stats, _, rows in results:
@@ -475,7 +516,11 @@ def extract_features(data_dir, out_dir, config, nj=1, shard_utts=0, shard_seed=0
         stats.save(os.path.join(staging, "cmvn.ark"))
         if shard_utts:
             write_shard_index(staging, sorted(shard_rows))
-        write_kaldi_map(os.path.join(staging, "feats.scp"), scp)
+        if codec:
+            with open(os.path.join(staging, FBANK_JSON), "w", encoding="utf-8") as f:
+                json.dump(dataclasses.asdict(config), f, indent=2, sort_keys=True)
+                f.write("\n")
+        write_kaldi_map(os.path.join(staging, AUDIO_SCP if codec else "feats.scp"), scp)
         fsync_tree(staging)
         _step("staged")
         _install(staging, out_dir)
@@ -502,6 +547,12 @@ def main(argv=None):
     parser.add_argument("--nj", type=int, default=1, help="parallel jobs")
     parser.add_argument("--shard-utts", type=int, default=0,
                         help="write shards of N random utterances for multi-node training (default 0: one ark per job)")
+    parser.add_argument("--audio-shards", action="store_true",
+                        help="write the audio into the shards (tar files, audio.scp) instead of the features, "
+                             "for filterbanks computed on the fly; needs --shard-utts N")
+    parser.add_argument("--audio-codec", default="flac", choices=CODECS,
+                        help="codec of audio that is not FLAC/Opus at the target rate already (default flac: "
+                             "lossless for 16-bit sources; opus: lossy, smaller)")
     args, config = parse_arguments(parser, argv)
     show_progress = from_config(config)   # ``progress: false`` in the config: no bar
     config.pop("progress", None)
@@ -509,13 +560,18 @@ def main(argv=None):
     unknown = sorted(set(config) - fields)
     if unknown:
         parser.error(f"{args.config}: unknown filterbank option(s): {', '.join(unknown)}")
+    if args.audio_shards and args.shard_utts <= 0:
+        parser.error("--audio-shards needs --shard-utts N (N > 0): the audio is written in shards")
     try:
         _output_path(args.data, args.out)
+        if args.audio_shards:
+            check_codec(args.audio_codec)
     except ValueError as e:
         parser.error(str(e))
     try:
         s = extract_features(args.data, args.out, FbankConfig(**config), nj=args.nj, shard_utts=args.shard_utts,
-                             show_progress=show_progress)
+                             show_progress=show_progress, audio_shards=args.audio_shards,
+                             audio_codec=args.audio_codec)
     except (DataDirError, FeatureError, OSError) as e:  # OSError: e.g. no space left, no permission
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -169,7 +169,8 @@ def variants_table(exp_dir, variants):
 #: the tables ``benchmarks/gpu.sh`` writes, in its order
 GPU_TABLES = (("pretrain_eager.md", "Pretraining step, eager"), ("pretrain_compiled.md", "Pretraining step, compiled"),
               ("masr_overhead.md", "MASR's overhead at the paper size"),
-              ("triplet_mining.md", "Batch-hard triplet mining"))
+              ("triplet_mining.md", "Batch-hard triplet mining"),
+              ("audio_shards.md", "On-the-fly input from audio shards (synthetic audio)"))
 
 
 def gpu_tables(folder):
@@ -178,7 +179,7 @@ def gpu_tables(folder):
     found = [(name, title) for name, title in GPU_TABLES if os.path.isfile(os.path.join(folder, name))]
     if not found:
         return ("Not measured yet: no GPU was available to the sessions that wrote these benchmarks. "
-                "Run `bash benchmarks/gpu.sh` on one (about 8 minutes).\n")
+                "Run `bash benchmarks/gpu.sh` on one (about 9 minutes).\n")
     parts = []
     for name, title in found:
         with open(os.path.join(folder, name), encoding="utf-8") as f:
@@ -222,14 +223,15 @@ def main(argv=None):
     results = os.path.join(ROOT, "benchmarks/results")
     blocks = {"data_pipeline": bench, "gpu": gpu_tables(os.path.join(results, "gpu"))}
     for name in ("pretrain_step_cpu_eager", "pretrain_step_cpu_compiled", "input_pipeline", "triplet_mining",
-                 "feature_reading"):
+                 "feature_reading", "audio_shards"):
         with open(os.path.join(results, f"{name}.md"), encoding="utf-8") as f:
             blocks[name] = f.read()
     fill(os.path.join(ROOT, "benchmarks/README.md"), blocks)
+    fill(os.path.join(ROOT, "egs/mix/README.md"), {"audio_shards": blocks["audio_shards"]})
     noss = os.path.join(ROOT, "egs/noss/exp/RESULTS.md")
     if os.path.isfile(noss):
         fill(os.path.join(ROOT, "egs/noss/README.md"), {"noss_results": results_tables(noss, first="## Table 2", last="## Table 3")})
-    print("filled README.md, egs/mini/README.md, benchmarks/README.md" + (", egs/noss/README.md" if os.path.isfile(noss) else ""))
+    print("filled README.md, egs/mini/README.md, benchmarks/README.md, egs/mix/README.md" + (", egs/noss/README.md" if os.path.isfile(noss) else ""))
     return 0
 
 

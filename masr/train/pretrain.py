@@ -24,11 +24,11 @@ import sys
 
 import torch
 
-from masr.data.dataset import FeatsDataset, collate_feats
 from masr.data.sampler import DynamicBucketBatchSampler
 from masr.data.shards import ShardedBatchSampler, shard_of_items
 from masr.ssl.encoder_file import ENCODER_FILE, save_encoder, unwrap_ssl
 from masr.train.checkpoint import newest_checkpoint
+from masr.train.inputs import check_input_settings, pretraining_input
 from masr.train.run import (  # seed_everything: also what run folders' config.yaml written before run.py name
     TRAINING_ERRORS,
     RunConfigMismatch,
@@ -45,7 +45,7 @@ from masr.utils.config import check_config_keys, make_parser, parse_arguments
 #: (no Python-side defaults). Keys a YAML uses only through ``!ref`` (``lr``, ``warmup_steps``,
 #: ...) are read there. ``allow_inexact_resume`` comes from the command line.
 CONFIG_KEYS = (
-    "seed", "model", "train_dir", "valid_dir", "exp_dir", "init_from",
+    "seed", "model", "train_dir", "valid_dir", "exp_dir", "init_from", "feature_source", "fbank_device",
     "max_batch_frames", "num_buckets", "max_frames", "num_workers", "weighted_sampling", "sharded", "shard_buffer",
     "max_steps", "grad_accum", "optimizer", "scheduler", "clip_grad_norm", "max_nonfinite_steps", "precision",
     "cpu_threads", "compile", "pad_multiple", "compile_mode",
@@ -59,8 +59,12 @@ def metadata_streams(model):
     return list(getattr(model, "metadata_streams", []))
 
 
-def ssl_step(model, batch):
-    """The pretraining objective on one batch: the model's loss (SSL, plus MASR's streams)."""
+def ssl_step(model, batch, featurize=None):
+    """The pretraining objective on one batch: the model's loss (SSL, plus MASR's streams).
+    ``featurize`` (:class:`masr.train.inputs.OnDeviceFbank`) first turns a batch of waveforms into
+    filterbanks on the batch's device (``fbank_device: cuda``)."""
+    if featurize is not None:
+        batch = featurize(batch)
     streams = metadata_streams(model)
     if streams:
         out = model(batch["feats"], batch["lengths"], metadata={s: batch[s] for s in streams})
@@ -102,8 +106,10 @@ def make_valid_fn(config, device):
     batches (the same batches and masks every time)."""
     if not config["valid_dir"]:
         return None
-    dataset = FeatsDataset(config["valid_dir"], streams=metadata_streams(config["model"]),
-                           max_frames=config["max_frames"])
+    dataset, collate, featurize = pretraining_input(
+        config["valid_dir"], metadata_streams(config["model"]), config["feature_source"], config["fbank_device"],
+        config["max_frames"])
+    step = functools.partial(ssl_step, featurize=featurize.to(device) if featurize is not None else None)
     # a fixed shuffle: the same validation batches every time, not only the shortest utterances
     sampler = DynamicBucketBatchSampler(dataset.num_frames, config["max_batch_frames"], seed=config["seed"])
     limit = config["valid_batches"]
@@ -112,12 +118,12 @@ def make_valid_fn(config, device):
         torch.manual_seed(config["seed"])
         sums, count = {}, 0
         sampler.load_state_dict({"epoch": 0, "batches_done": 0})
-        loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_feats)
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
         for i, batch in enumerate(loader):
             if i == limit:
                 break
             batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-            loss, metrics = ssl_step(model, batch)
+            loss, metrics = step(model, batch)
             for key, value in {"loss": loss, **metrics}.items():
                 sums[key] = sums.get(key, 0.0) + float(value)
             count += 1
@@ -130,9 +136,13 @@ def build_pretrain_trainer(config, rank=0, world_size=1, device=None):
     """Everything the pretraining run needs, from a loaded config (every key of :data:`CONFIG_KEYS`)."""
     check_config_keys(config, CONFIG_KEYS)
     device = device or torch.device("cpu")
+    check_input_settings(config["feature_source"], config["fbank_device"], device)
     seed_everything(config["seed"] + rank)
     model = config["model"]
-    dataset = FeatsDataset(config["train_dir"], streams=metadata_streams(model), max_frames=config["max_frames"])
+    dataset, collate, featurize = pretraining_input(
+        config["train_dir"], metadata_streams(model), config["feature_source"], config["fbank_device"],
+        config["max_frames"], config["pad_multiple"])
+    step_fn = functools.partial(ssl_step, featurize=featurize.to(device) if featurize is not None else None)
     weights = None
     if config["weighted_sampling"]:
         # a pretraining mix (masr.corpora.mix): draw corpora/languages with the weights of weights.tsv
@@ -153,11 +163,8 @@ def build_pretrain_trainer(config, rank=0, world_size=1, device=None):
     scheduler = config["scheduler"](optimizer)
     if config["compile"]:
         compile_model(model, config["max_frames"], config["pad_multiple"], config["compile_mode"])
-    collate = collate_feats
-    if config["pad_multiple"] > 1:
-        collate = functools.partial(collate_feats, pad_multiple=config["pad_multiple"])
     return Trainer(
-        model, optimizer, scheduler, dataset, sampler, collate, ssl_step, config["exp_dir"],
+        model, optimizer, scheduler, dataset, sampler, collate, step_fn, config["exp_dir"],
         max_steps=config["max_steps"], grad_accum=config["grad_accum"], clip_grad_norm=config["clip_grad_norm"],
         checkpoint_every=config["checkpoint_every"], keep_checkpoints=config["keep_checkpoints"],
         keep_steps=config["keep_steps"], log_every=config["log_every"], precision=config["precision"],

@@ -377,7 +377,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.nonfinite_steps += 1
         utts = [u for b in batches for u in b.get("utt", [])]
-        bad = [u for b in batches for u, x in zip(b.get("utt", []), b["feats"])
+        bad = [u for b in batches for u, x in zip(b.get("utt", []), b["feats"] if "feats" in b else b["wave"])
                if torch.is_tensor(x) and not bool(torch.isfinite(x).all())]
         named = bad or utts
         shown = ", ".join(named[:_EXAMPLES]) + (f" and {len(named) - _EXAMPLES} more" if len(named) > _EXAMPLES else "")

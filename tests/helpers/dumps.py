@@ -1,4 +1,4 @@
-"""Tiny dump dirs (features + metadata) for training tests, generated on the fly."""
+"""Tiny dump dirs (features or audio shards, + metadata) for training tests, generated on the fly."""
 
 import os
 
@@ -51,4 +51,43 @@ def make_dump_dir(path, num_utts=24, dim=20, min_frames=40, max_frames=120, seed
     words = ["dobar", "dan", "hvala", "lijepo", "god", "dag"]
     write_kaldi_map(os.path.join(path, "text"), {u: " ".join(words[(i + j) % 6] for j in range(3))
                                                  for i, u in enumerate(sorted(feats))})
+    return path
+
+
+def make_audio_dump_dir(path, num_utts=24, shard_utts=4, seed=0, langs=("hrv", "srp", "swe"), num_mel_bins=20,
+                        weights=None):
+    """Audio shards (``masr.features.extract --audio-shards``) of ``num_utts`` short 16 kHz
+    recordings (chirps in noise, 0.45 to 1.25 s: 43 to 123 frames), with ``utt2lang`` and
+    ``utt2corpus``; ``weights`` ({(corpus, language): weight}) adds a ``weights.tsv`` for weighted
+    sampling (``masr.corpora.mix``). The data dir is ``<path>.data``; returns the dump dir."""
+    import soundfile as sf
+
+    from masr.corpora.mix import write_weights
+    from masr.data.datadir import write_data_dir
+    from masr.features.extract import extract_features
+    from masr.features.fbank import FbankConfig
+
+    rng = np.random.default_rng(seed)
+    data, wavs = f"{path}.data", f"{path}.wav"
+    os.makedirs(wavs, exist_ok=True)
+    wav_scp, utt2spk, utt2lang = {}, {}, {}
+    for i in range(num_utts):
+        utt = f"spk{i % 4}_{i:04d}"
+        n = int(rng.integers(7200, 20000))
+        t = np.arange(n) / 16000
+        f0 = rng.uniform(150, 600)
+        wave = 0.2 * np.sin(2 * np.pi * (f0 + rng.uniform(-200, 400) * t) * t) + rng.normal(scale=0.02, size=n)
+        wav_scp[utt] = os.path.join(wavs, f"{utt}.wav")
+        sf.write(wav_scp[utt], wave.astype(np.float32), 16000, subtype="PCM_16")
+        utt2spk[utt], utt2lang[utt] = f"spk{i % 4}", langs[i % len(langs)]
+    files = {"wav.scp": wav_scp, "utt2spk": utt2spk, "utt2lang": utt2lang,
+             "utt2corpus": dict.fromkeys(wav_scp, "cv")}
+    write_data_dir(data, files)
+    if weights:
+        counts = {}
+        for lang in utt2lang.values():
+            counts["cv", lang] = counts.get(("cv", lang), 0) + 1
+        write_weights(os.path.join(data, "weights.tsv"), counts, weights)
+    extract_features(data, path, FbankConfig(num_mel_bins=num_mel_bins), nj=1, shard_utts=shard_utts,
+                     shard_seed=seed, audio_shards=True)
     return path

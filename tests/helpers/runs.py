@@ -25,6 +25,8 @@ init_from: null
 max_batch_frames: 600
 num_buckets: 10
 max_frames: 1000
+feature_source: feats
+fbank_device: cpu
 num_workers: 0
 weighted_sampling: false
 sharded: false
@@ -188,7 +190,7 @@ def pretrain_config(dump, exp_dir, model, **kw):
     ``optimizer`` (AdamW) and ``scheduler`` (WarmupDecay) are built from the overridden scalars,
     as the egs YAMLs build them with ``!ref``."""
     c = dict(seed=0, model=model, train_dir=dump, valid_dir=None, exp_dir=exp_dir, init_from=None,
-             max_batch_frames=400, num_buckets=10, max_frames=None, num_workers=0, weighted_sampling=False,
+             feature_source="feats", fbank_device="cpu", max_batch_frames=400, num_buckets=10, max_frames=None, num_workers=0, weighted_sampling=False,
              sharded=False, shard_buffer=4, max_steps=8, grad_accum=1, lr=1e-3, warmup_steps=1, decay="cosine",
              min_lr_ratio=0.0, clip_grad_norm=5.0, max_nonfinite_steps=0, precision="fp32", cpu_threads=1,
              compile=False, pad_multiple=1, compile_mode=None, log_every=10, progress=False, valid_every=0,
