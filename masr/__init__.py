@@ -7,7 +7,8 @@ from those above it in this list (or on its line); ``tests/test_layers.py`` chec
                       ``env.log``; reading audio (files and ``wav.scp`` pipes).
 - ``masr.data``       Kaldi-style data directories: reading, writing, validation, subsets, datasets,
                       batch samplers, shards, statistics.
-- ``masr.features``   log-mel filterbanks, global CMVN statistics, the features stage.
+- ``masr.features``   log-mel filterbanks (also batched, on a GPU), global CMVN statistics, the
+                      features stage, audio shards and the dataset computing filterbanks from them.
 - ``masr.synth``      the eSpeak NG speech synthesizer (for the embedded corpus).
 - ``masr.corpora``    one module per corpus: download (where possible) and preparation.
 - ``masr.nnet``       the padding-safe conformer.
