@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU benchmark in one command (about 8 minutes on an H100/H200); the command to run when a
+# Every GPU benchmark in one command (about 9 minutes on an H100/H200); the command to run when a
 # GPU is available. Writes its tables to benchmarks/results/gpu/ (or --out DIR), each with the
 # GPU's name:
 #
@@ -12,13 +12,14 @@
 #   triplet_mining.md     batch-hard mining + loss vs pytorch-metric-learning, B = 1024/4096/16384
 #   audio_shards.md       on-the-fly input: audio-shard reading + filterbanks per CPU core, and
 #                         batched filterbanks on the GPU (synthetic audio: rates only)
+#   device_tests.txt      pytest --device cuda of the device-sensitive tests (not a benchmark)
 #
 # Usage:
 #   bash benchmarks/gpu.sh              # on a GPU machine, from the repository root
 #   bash benchmarks/gpu.sh --dry-run    # every command at toy size on the CPU (seconds): checks
 #                                       # the script, writes to a temporary folder
 # Options: --out DIR (where the tables go). Each command has its own time limit (120 + 210 + 90 +
-# 60 + 60 s = 9 minutes at most), so one that hangs or is slow does not take the others' time.
+# 60 + 60 + 60 s = 10 minutes at most), so one that hangs or is slow does not take the others' time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -78,6 +79,10 @@ step triplet_mining 60 python benchmarks/triplet_mining.py --device "$device" "$
   --out "$out/triplet_mining.md"
 step audio_shards 60 python benchmarks/audio_shards.py --synthetic --device "$device" "${shards[@]}" \
   --out "$out/audio_shards.md"
+# not a benchmark: the device-sensitive tests (batched filterbanks, padding invariance, fused
+# attention) on this device, their summary beside the tables
+step device_tests 60 bash -c "python -m pytest -q -p no:cacheprovider --device $device tests/test_batched_fbank.py \
+  tests/test_conformer.py > '$out/device_tests.txt' 2>&1; rc=\$?; tail -1 '$out/device_tests.txt'; exit \$rc"
 
 echo "tables in $out"
 exit $status

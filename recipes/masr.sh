@@ -23,8 +23,9 @@ local_data=local/prepare_data.sh   # the corpus's data preparation script (stage
 local_data_opts=        # extra options for it, e.g. "--corpus-config conf/corpus.yaml"
 fbank_config=conf/fbank.yaml       # stage 2 config
 shard_utts=0            # stage 2: N > 0 writes features in shuffled shards of N utterances (multi-node DDP)
-feature_source=feats    # stage 2 writes filterbanks (feats) or the audio in shards (audio_shards; needs
-                        # --shard-utts; the pretraining configs then say feature_source: audio_shards)
+feature_source=feats    # stage 2 writes filterbanks (feats) or, for the pretraining and validation
+                        # sets, the audio in shards (audio_shards; needs --shard-utts; the pretraining
+                        # configs then say feature_source: audio_shards)
 audio_codec=flac        # audio shards: codec of audio not already FLAC/Opus (flac: lossless; opus: smaller)
 validate_opts=          # e.g. "--no-audio" for huge corpora
 pretrain_configs=conf/pretrain_bestrq.yaml   # stage 3: one SSL run per config (exp/<config name>)
@@ -112,8 +113,8 @@ Options:
   --fbank-config FILE   filterbank config for stage 2 (default: $fbank_config)
   --shard-utts N        stage 2 writes shards of N random utterances, 0: one ark per job \
 (default: $shard_utts)
-  --feature-source feats|audio_shards   stage 2 stores filterbanks, or the audio in shards for \
-filterbanks on the fly (default: $feature_source)
+  --feature-source feats|audio_shards   stage 2 stores filterbanks, or (--pretrain-set, --valid-set) \
+the audio in shards for filterbanks on the fly (default: $feature_source)
   --audio-codec flac|opus   audio shards: codec of audio that is not FLAC/Opus already \
 (default: $audio_codec)
   --validate-opts S     options for tools/validate_data_dir.sh (default: '$validate_opts')
@@ -262,9 +263,13 @@ stage_data() {
 }
 
 stage_features() {
-  local split audio_opts=()
-  [ "$feature_source" = feats ] || audio_opts=(--audio-shards --audio-codec "$audio_codec")
+  local split audio_opts
   for split in $splits; do
+    audio_opts=()   # audio shards for the pretraining sets only: stages 5-7 read stored features
+    if [ "$feature_source" = audio_shards ] &&
+       { [ "$split" = "$pretrain_set" ] || [ "$split" = "$valid_set" ]; }; then
+      audio_opts=(--audio-shards --audio-codec "$audio_codec")
+    fi
     run_stage_cmd stage2.features "$split" \
       python -m masr.features.extract "$fbank_config" --data "$data/$split" --out "$dump/$split" --nj "$nj" \
       --shard-utts "$shard_utts" "${audio_opts[@]}"
@@ -429,7 +434,7 @@ stage_pack() {
 run_stage 1 data "$(signature "$local_data" "$local_data_opts" "$splits" "$data" \
   "$(for split in $splits; do echo "$split: $(required_files "$split" | sort -u)"; done)")" stage_data
 audio_sig=()   # only audio shards add to stage 2's signature (feature dumps keep their stamps)
-[ "$feature_source" = feats ] || audio_sig=("$feature_source $audio_codec")
+[ "$feature_source" = feats ] || audio_sig=("$feature_source $audio_codec $pretrain_set $valid_set")
 run_stage 2 features "$(signature "$fbank_config" "$shard_utts" "$splits" "$data" "$dump" "${audio_sig[@]}" \
   "$exp/stamps/stage1.data.done")" stage_features
 [ -n "$pretrain_configs" ] &&

@@ -11,10 +11,12 @@ import pytest
 import soundfile as sf
 import torch
 
+from masr.audio import AudioError
 from masr.data.datadir import DataDirError, read_kaldi_map, write_data_dir, write_kaldi_map
 from masr.data.dataset import FeatsDataset, FeatsReadError
 from masr.data.shards import read_shard_index, shard_of_items
-from masr.features.audio_shards import decode_member, finish_tar, member_bytes, read_member, write_member
+from masr.features.audio_shards import (close_open_files, decode_member, finish_tar, member_bytes, read_member,
+                                        write_member)
 from masr.features.cmvn import CMVNStats
 from masr.features.extract import extract_features, main
 from masr.features.fbank import FbankConfig, compute_fbank
@@ -56,9 +58,12 @@ def dumps(tmp_path_factory):
     data, _ = make_data_dir(root, n=5)
     src = root / "src"
     src.mkdir()
-    sources = {"spk0_flac": src / "a.flac", "spk0_wav8k": src / "b.wav"}
+    sources = {"spk0_flac": src / "a.flac", "spk0_wav8k": src / "b.wav", "spk0_flac22k": src / "c.flac"}
     sf.write(sources["spk0_flac"], _signal(0.6, 16000, seed=1), 16000, subtype="PCM_16")
     sf.write(sources["spk0_wav8k"], _signal(0.7, 8000, seed=2), 8000, subtype="PCM_16")
+    sf.write(sources["spk0_flac22k"], _signal(0.5, 22050, seed=3), 22050, subtype="PCM_16")
+    sf.write(src / "e.wav", _signal(0.6, 8000, seed=5), 8000, subtype="PCM_16")
+    sources["spk1_pipe8k"] = f"cat {src / 'e.wav'} |"   # telephone audio through a pipe (sph2pipe, say)
     if OPUS:
         sources["spk1_opus"] = src / "d.opus"
         sf.write(sources["spk1_opus"], _signal(0.8, 16000, seed=4), 16000, format="OGG", subtype="OPUS")
@@ -81,7 +86,8 @@ def test_features_from_audio_shards_equal_stored_features(dumps):
         diffs[utt] = float((a["feats"] - b["feats"]).abs().max())
     print("max |on-the-fly - stored| per utterance:", diffs)
     assert max(diffs.values()) < 1e-4
-    # 16-bit WAVs (16 kHz, and 8 kHz resampled by the reader), FLAC and Opus copied: exactly equal
+    # 16-bit WAVs (16 kHz, and 8 kHz resampled by the reader, also through a pipe), FLAC (16 and
+    # 22.05 kHz) and Opus copied: exactly equal
     assert all(d == 0.0 for d in diffs.values()), diffs
     assert read_kaldi_map(audio_dir / "utt2num_frames") == read_kaldi_map(feats_dir / "utt2num_frames")
     assert (audio_dir / "cmvn.ark").read_bytes() == (feats_dir / "cmvn.ark").read_bytes()
@@ -118,7 +124,7 @@ def test_16_bit_flac_of_a_float_source_changes_features_little(tmp_path):
         wave = _signal(1.0, 16000, level=level, seed=5)
         path = tmp_path / f"{level}.wav"
         sf.write(path, wave, 16000, subtype="FLOAT")
-        data, suffix = member_bytes(str(path), wave, 16000, "flac")
+        data, suffix = member_bytes(str(path), wave, 16000, 16000, "flac")
         assert suffix == "flac" and sf.info(io.BytesIO(data)).subtype == "PCM_16"
         decoded = decode_member(data, 16000)
         assert np.abs(decoded - wave).max() <= 2.0 ** -16   # half a 16-bit step
@@ -140,7 +146,7 @@ def test_pcm16_source_is_stored_losslessly_as_16_bit_flac(tmp_path):
     path = tmp_path / "a.wav"
     sf.write(path, _signal(0.3, 16000), 16000, subtype="PCM_16")
     wave, _ = sf.read(path, dtype="float32")
-    data, _ = member_bytes(str(path), wave, 16000)
+    data, _ = member_bytes(str(path), wave, 16000, 16000)
     assert sf.info(io.BytesIO(data)).subtype == "PCM_16"
     np.testing.assert_array_equal(decode_member(data, 16000), wave)
 
@@ -176,6 +182,7 @@ def test_dataset_errors_name_dump_dir_listing_and_utterance(tmp_path):
         AudioShardDataset(out)[0]
     write_kaldi_map(out / "utt2num_frames", frames)
     os.remove(tar)
+    close_open_files()   # the dataset kept the tar open: a deleted tar is read as it was until then
     with pytest.raises(FeatsReadError, match=f"{out}/audio.scp: utterance '{utt}': cannot read audio"):
         ds[0]
     with pytest.raises(DataDirError, match=f"{out}/audio.scp:1: utterance '{utt}': ark '{tar}' not found"):
@@ -240,3 +247,44 @@ def test_a_dump_dir_never_holds_both_listings(tmp_path):
     extract_features(str(data), str(out), FbankConfig(), shard_utts=1, audio_shards=True)
     assert "audio.scp" in os.listdir(out) and "feats.scp" not in os.listdir(out)
     assert all(name.startswith("audio.") for name in os.listdir(out / "data"))
+
+
+def test_members_keep_lossless_audio_at_its_own_rate(dumps):
+    _, _, audio_dir, sources = dumps
+    scp = read_kaldi_map(audio_dir / "audio.scp")
+    assert read_member(scp["spk0_flac22k"]) == sources["spk0_flac22k"].read_bytes()   # FLAC: copied at 22.05 kHz
+    member = sf.info(io.BytesIO(read_member(scp["spk1_pipe8k"])))   # a pipe of 8 kHz 16-bit audio
+    assert (member.format, member.subtype, member.samplerate) == ("FLAC", "PCM_16", 8000)
+
+
+def test_cmvn_and_frames_are_those_of_the_members_audio(tmp_path):
+    """Where a member is lossy (Opus), utt2num_frames and cmvn.ark are computed from what training
+    decodes, not from the source."""
+    if not OPUS:
+        pytest.skip("this libsndfile cannot write Opus")
+    data, _ = make_data_dir(tmp_path, n=4)
+    out = tmp_path / "opus"
+    extract_features(str(data), str(out), FbankConfig(), shard_utts=2, audio_shards=True, audio_codec="opus")
+    ds = AudioShardDataset(out)
+    stats = CMVNStats(80)
+    for i in range(len(ds)):
+        stats.add(ds[i]["feats"].numpy())
+    saved = CMVNStats.load(str(out / "cmvn.ark"))
+    assert saved.count == stats.count
+    np.testing.assert_allclose(saved.sum, stats.sum, rtol=1e-6)
+
+
+def test_damaged_or_crafted_members_are_refused_before_reading_much(tmp_path):
+    tar = tmp_path / "a.tar"
+    header = bytearray(tarfile.TarInfo("000000.flac").tobuf(format=tarfile.USTAR_FORMAT))
+    header[124:136] = b"\xff" * 12   # a base-256 negative size
+    header[148:156] = b" " * 8
+    header[148:155] = f"{sum(header):06o}\0".encode()
+    tar.write_bytes(bytes(header) + b"x" * 4096)
+    with pytest.raises(ValueError, match="is truncated or damaged"):
+        read_member(f"{tar}:0")
+    tiny = io.BytesIO()
+    sf.write(tiny, np.zeros(100, np.float32), 1000, format="FLAC")   # 0.1 s that a reader would make 1.6 s
+    with pytest.raises(AudioError, match="more than the 800 its frame count allows"):
+        decode_member(tiny.getvalue(), 16000, max_samples=800)
+    assert decode_member(tiny.getvalue(), 16000, max_samples=1600).shape == (1600,)

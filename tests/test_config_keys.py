@@ -18,6 +18,8 @@ import re
 import pytest
 import yaml
 
+from masr.utils.config import ref_keys
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #: Keys the run frame sets from the command line, never from a YAML.
@@ -36,12 +38,13 @@ STEPS = {
 
 
 def config_reads(paths):
-    """{key: {"[]", "get"}} of every ``config[...]`` / ``config.get(...)`` with a literal key."""
+    """{key: {"[]", "get"}} of every ``config[...]`` / ``config.get(...)``; a read whose key is not a
+    literal (``config[name]``) would escape the check, so it fails the test."""
     reads = {}
     for path in paths:
         for node in ast.walk(ast.parse(open(os.path.join(ROOT, path), encoding="utf-8").read(), path)):
-            if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == "config" \
-                    and isinstance(node.slice, ast.Constant):
+            if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == "config":
+                assert isinstance(node.slice, ast.Constant), f"{path}:{node.lineno}: config[...] with a computed key"
                 reads.setdefault(node.slice.value, set()).add("[]")
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" \
                     and isinstance(node.func.value, ast.Name) and node.func.value.id == "config" and node.args \
@@ -59,9 +62,8 @@ _AnyTag.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 def yaml_keys(path):
     """(top-level keys, keys it refers to with ``!ref <key>``) of a HyperPyYAML file."""
-    text = open(path, encoding="utf-8").read()
-    keys = set(yaml.load(text, Loader=_AnyTag) or {})
-    return keys, set(re.findall(r"<([A-Za-z_]\w*)", text))
+    keys = set(yaml.load(open(path, encoding="utf-8").read(), Loader=_AnyTag) or {})
+    return keys, ref_keys(path)
 
 
 def step_yamls(patterns):
@@ -105,3 +107,17 @@ def test_a_missing_key_is_a_usage_error_naming_the_file(tmp_path, capsys):
         pretrain.main([str(conf), "--train_dir", str(tmp_path), "--exp_dir", str(tmp_path / "exp"), "--model.cmvn", "null"])
     assert stop.value.code == 2
     assert f"{conf}: missing config key 'valid_batches'" in capsys.readouterr().err
+
+
+def test_a_key_the_step_does_not_read_is_a_warning(tmp_path, capsys):
+    from masr.downstream import probe
+
+    source = os.path.join(ROOT, "egs", "mini", "conf", "probe.yaml")
+    conf = tmp_path / "probe.yaml"
+    conf.write_text(open(source, encoding="utf-8").read() + "l2_penalty: 0.1   # a typo of l2\n")
+    parser = probe.make_parser("probe")
+    from masr.utils.config import parse_arguments
+
+    args, config = parse_arguments(parser, [str(conf), "--pretrained", "x", "--dump_dir", "d", "--exp_dir", "e"],
+                                   required=probe.CONFIG_KEYS)
+    assert f"warning: {conf}: config key this step does not read: l2_penalty" in capsys.readouterr().err

@@ -124,7 +124,8 @@ def run(config, rank=0, world_size=1, device=None):
     exp_dir = config["exp_dir"]
     seed_everything(config["seed"] + rank)
     languages = config["languages"]
-    subset = {name: utterances_of_languages(config[name], languages) for name in ("train_dir", "dev_dir", "test_dir")}
+    dirs = {"train_dir": config["train_dir"], "dev_dir": config["dev_dir"], "test_dir": config["test_dir"]}
+    subset = {name: utterances_of_languages(path, languages) for name, path in dirs.items()}
     train_utts = sorted(DataDir(config["train_dir"]).read("feats.scp"))
     if subset["train_dir"] is not None:
         train_utts = [u for u in train_utts if u in subset["train_dir"]]

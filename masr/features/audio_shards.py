@@ -49,8 +49,10 @@ Samples are clipped to [-1, 1] before encoding (FLAC stores integers); the featu
 source with louder samples thus differ from the stored ones.
 """
 
+import collections
 import io
 import os
+import stat
 import tarfile
 
 import numpy as np
@@ -67,6 +69,15 @@ AUDIO_SCP = "audio.scp"
 FBANK_JSON = "fbank.json"
 
 _BLOCK = tarfile.BLOCKSIZE
+
+#: Sample rates a member may have (anything else is a damaged or crafted file).
+MIN_RATE, MAX_RATE = 1000, 384000
+
+#: Tar files a reading process keeps open (an LRU, per process): consecutive items of a batch come
+#: from the few shards a rank reads at a time, so a file is not opened per utterance.
+OPEN_FILES = 8
+_open = collections.OrderedDict()   # path -> (fd, size); emptied in a forked child (another pid)
+_open_pid = [None]
 
 
 def check_codec(codec):
@@ -87,7 +98,7 @@ def check_codec(codec):
                          f"Ogg Opus (needs libsndfile >= 1.0.29 built with Opus); use --audio-codec flac")
 
 
-def _copyable(entry, sample_rate):
+def _copyable(entry):
     """The member suffix when the ``wav.scp`` entry is a file to copy unchanged, else None."""
     if not os.path.isfile(entry):   # a command ending in '|' is never copied
         return None
@@ -110,19 +121,6 @@ def _is_16_bit(wave):
     return bool(np.array_equal(scaled, np.round(scaled)) and scaled.min() >= -32768 and scaled.max() < 32768)
 
 
-def _source_16_bit(entry, sample_rate):
-    """(first channel, rate) of an audio file below ``sample_rate`` holding 16-bit samples, else None."""
-    if not os.path.isfile(entry):
-        return None
-    try:
-        if sf.info(entry).samplerate >= sample_rate:
-            return None
-        wave, sr = sf.read(entry, dtype="float32", always_2d=True)
-    except Exception:
-        return None
-    return (wave[:, 0], sr) if len(wave) and _is_16_bit(wave[:, 0]) else None
-
-
 def _encode(wave, sample_rate, **kwargs):
     buf = io.BytesIO()
     try:
@@ -132,7 +130,7 @@ def _encode(wave, sample_rate, **kwargs):
     return buf.getvalue()
 
 
-def member_bytes(entry, wave, sample_rate, codec="flac"):
+def member_bytes(entry, wave, sample_rate, target_sr, codec="flac"):
     """The bytes of an utterance's shard member, and the member's suffix (module docstring).
 
     Arguments
@@ -140,9 +138,12 @@ def member_bytes(entry, wave, sample_rate, codec="flac"):
     entry : str
         The utterance's ``wav.scp`` entry (a file path or a command ending in ``|``).
     wave : numpy.ndarray
-        Its samples as :func:`masr.audio.read_audio` returns them: float32 mono at ``sample_rate``.
+        Its samples at their own rate, as ``masr.audio.read_audio(entry, None)`` returns them:
+        float32, mono (the first channel).
     sample_rate : int
-        The target rate (``FbankConfig.sample_rate``).
+        Their rate.
+    target_sr : int
+        The filterbanks' rate (``FbankConfig.sample_rate``).
     codec : str
         ``"flac"`` or ``"opus"``, for audio that is not copied.
 
@@ -163,33 +164,30 @@ def member_bytes(entry, wave, sample_rate, codec="flac"):
     >>> import tempfile
     >>> p = os.path.join(tempfile.mkdtemp(), "a.flac")
     >>> sf.write(p, np.zeros(1600, dtype=np.float32), 16000)
-    >>> data, suffix = member_bytes(p, np.zeros(1600, np.float32), 16000)
-    >>> data == open(p, "rb").read(), suffix
+    >>> data, suffix = member_bytes(p, np.zeros(1600, np.float32), 16000, 16000)
+    >>> data == open(p, "rb").read(), suffix      # a FLAC file: copied, at whatever rate it has
     (True, 'flac')
-    >>> data, suffix = member_bytes(p, np.zeros(3200, np.float32), 32000)  # copied: resampled when read
-    >>> suffix, sf.info(io.BytesIO(data)).samplerate, decode_member(data, 32000).shape
-    ('flac', 16000, (3200,))
-    >>> data, suffix = member_bytes("sox a.mp3 -t wav - |", np.full(1600, 0.1, np.float32), 16000)
-    >>> suffix, sf.info(io.BytesIO(data)).subtype   # decoded by a pipe: 16-bit FLAC of the samples
+    >>> data, suffix = member_bytes("sph2pipe a.sph |", np.full(800, 0.25, np.float32), 8000, 16000)
+    >>> suffix, sf.info(io.BytesIO(data)).samplerate  # 16-bit audio at 8 kHz: lossless, kept at 8 kHz
+    ('flac', 8000)
+    >>> data, suffix = member_bytes("sox a.mp3 -t wav - |", np.full(1600, 0.1, np.float32), 16000, 16000)
+    >>> suffix, sf.info(io.BytesIO(data)).subtype   # float samples: 16-bit FLAC of them
     ('flac', 'PCM_16')
     """
     check_codec(codec)
-    suffix = _copyable(entry, sample_rate)
+    suffix = _copyable(entry)
     if suffix is not None:
         with open(entry, "rb") as f:
             return f.read(), suffix
     wave = np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0)
     if codec == "opus":
-        return _encode(wave, sample_rate, format="OGG", subtype="OPUS"), "opus"
-    if _is_16_bit(wave):
+        return _encode(resample(wave, sample_rate, target_sr), target_sr, format="OGG", subtype="OPUS"), "opus"
+    if sample_rate <= target_sr and _is_16_bit(wave):   # lossless: resampled when read, as read_audio does
         return _encode(wave, sample_rate, format="FLAC", subtype="PCM_16"), "flac"
-    source = _source_16_bit(entry, sample_rate)
-    if source is not None:
-        return _encode(source[0], source[1], format="FLAC", subtype="PCM_16"), "flac"
-    return _encode(wave, sample_rate, format="FLAC", subtype="PCM_16"), "flac"
+    return _encode(resample(wave, sample_rate, target_sr), target_sr, format="FLAC", subtype="PCM_16"), "flac"
 
 
-def decode_member(data, target_sr):
+def decode_member(data, target_sr, max_samples=None):
     """Decode a member's bytes as :func:`masr.audio.read_audio` decodes a file.
 
     Arguments
@@ -198,6 +196,9 @@ def decode_member(data, target_sr):
         FLAC or Ogg Opus (any format libsndfile reads).
     target_sr : int
         Resampled to this rate (:func:`masr.audio.resample`, as ``read_audio`` does) if needed.
+    max_samples : int or None
+        Refuse audio that would give more samples at ``target_sr`` (checked from the header, before
+        decoding: a crafted member cannot make a reader allocate more).
 
     Returns
     -------
@@ -207,11 +208,21 @@ def decode_member(data, target_sr):
     Raises
     ------
     AudioError
-        Undecodable or empty audio, or NaN/inf samples.
+        Undecodable or empty audio, a rate outside [``MIN_RATE``, ``MAX_RATE``], more samples than
+        ``max_samples``, or NaN/inf samples.
     """
     try:
-        wave, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        info = sf.info(io.BytesIO(data))
     except Exception as e:  # soundfile raises LibsndfileError, RuntimeError, ...
+        raise AudioError(f"cannot decode the audio: {e}") from None
+    if not MIN_RATE <= info.samplerate <= MAX_RATE:
+        raise AudioError(f"the audio claims {info.samplerate} Hz, outside [{MIN_RATE}, {MAX_RATE}]")
+    if max_samples is not None and info.frames * target_sr > max_samples * info.samplerate:
+        raise AudioError(f"the audio claims {info.frames} samples at {info.samplerate} Hz, more than the "
+                         f"{max_samples} its frame count allows at {target_sr} Hz")
+    try:
+        wave, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except Exception as e:
         raise AudioError(f"cannot decode the audio: {e}") from None
     if wave.shape[0] == 0:
         raise AudioError("the audio holds no samples")
@@ -268,6 +279,10 @@ def read_member(entry):
     -------
     bytes
 
+    The tar stays open for the next entries (an LRU of :data:`OPEN_FILES` per process, read with
+    ``pread``): consecutive items come from the few shards a rank reads at a time, so a file is
+    opened per shard, not per utterance (a metadata round trip each on a network file system).
+
     Raises
     ------
     ValueError
@@ -293,20 +308,54 @@ def read_member(entry):
     ValueError: audio entry '...a.tar:3': no tar header at byte 3 (...)
     """
     path, offset = parse_ark_entry(entry)
-    with open(path, "rb") as f:
-        end = os.fstat(f.fileno()).st_size
-        if offset + _BLOCK > end:
-            raise ValueError(f"audio entry '{entry}': offset {offset} is past the end of '{path}' "
-                             f"({end} bytes, a tar header takes {_BLOCK})")
-        f.seek(offset)
-        try:
-            info = tarfile.TarInfo.frombuf(f.read(_BLOCK), "utf-8", "surrogateescape")
-        except tarfile.HeaderError as e:
-            raise ValueError(f"audio entry '{entry}': no tar header at byte {offset} ({e})") from None
-        if not info.isreg():
-            raise ValueError(f"audio entry '{entry}': the tar member '{info.name}' at byte {offset} "
-                             f"is not a regular file (type {info.type!r})")
-        if offset + _BLOCK + info.size > end:
-            raise ValueError(f"audio entry '{entry}': the tar member '{info.name}' is truncated "
-                             f"({info.size} bytes claimed, {end - offset - _BLOCK} in the file)")
-        return f.read(info.size)
+    fd, end = _opened(path)
+    if offset + _BLOCK > end:
+        raise ValueError(f"audio entry '{entry}': offset {offset} is past the end of '{path}' "
+                         f"({end} bytes, a tar header takes {_BLOCK})")
+    try:
+        info = tarfile.TarInfo.frombuf(os.pread(fd, _BLOCK, offset), "utf-8", "surrogateescape")
+    except tarfile.HeaderError as e:
+        raise ValueError(f"audio entry '{entry}': no tar header at byte {offset} ({e})") from None
+    if not info.isreg():
+        raise ValueError(f"audio entry '{entry}': the tar member '{info.name}' at byte {offset} "
+                         f"is not a regular file (type {info.type!r})")
+    if info.size < 0 or offset + _BLOCK + info.size > end:
+        raise ValueError(f"audio entry '{entry}': the tar member '{info.name}' is truncated or damaged "
+                         f"({info.size} bytes claimed, {end - offset - _BLOCK} in the file)")
+    data = os.pread(fd, info.size, offset + _BLOCK)
+    if len(data) != info.size:   # the tar shrank since this process opened it
+        raise ValueError(f"audio entry '{entry}': the tar member '{info.name}' is truncated "
+                         f"({info.size} bytes claimed, {len(data)} read)")
+    return data
+
+
+def close_open_files():
+    """Close the tars this process keeps open (:data:`OPEN_FILES`). A process reading a dump keeps
+    its newest tars open: a tar replaced or deleted under it is read as it was when opened (do not
+    extract again into a dump in use), until this is called."""
+    for fd, _ in _open.values():
+        os.close(fd)
+    _open.clear()
+
+
+def _opened(path):
+    """(file descriptor, size) of a tar, from this process's small LRU of open files."""
+    if _open_pid[0] != os.getpid():   # a forked DataLoader worker: close its copies of the parent's
+        for fd, _ in _open.values():
+            os.close(fd)
+        _open.clear()
+        _open_pid[0] = os.getpid()
+    if path in _open:
+        _open.move_to_end(path)
+        return _open[path]
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))  # a FIFO must not block
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"'{path}' is not a plain file")
+        _open[path] = (fd, os.fstat(fd).st_size)
+    except BaseException:
+        os.close(fd)
+        raise
+    while len(_open) > OPEN_FILES:
+        os.close(_open.popitem(last=False)[1][0])
+    return _open[path]

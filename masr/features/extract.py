@@ -103,8 +103,8 @@ from masr.audio import AudioError, read_audio
 from masr.data.datadir import DataDir, DataDirError, write_kaldi_map
 from masr.data.shards import make_shards, write_shard_index
 from masr.data.validate import validate_data_dir
-from masr.features.audio_shards import (AUDIO_SCP, CODECS, FBANK_JSON, check_codec, finish_tar, member_bytes,
-                                        write_member)
+from masr.features.audio_shards import (AUDIO_SCP, CODECS, FBANK_JSON, check_codec, decode_member, finish_tar,
+                                        member_bytes, write_member)
 from masr.features.cmvn import CMVNStats
 from masr.features.fbank import FbankConfig, compute_fbank, first_non_finite
 from masr.utils.config import make_parser, parse_arguments
@@ -180,11 +180,17 @@ def _extract_job(job):
         with open(staged, "wb") as f:
             for member, (utt, entry) in enumerate(entries):
                 try:
-                    wave, _ = read_audio(entry, config.sample_rate)
+                    audio = None
+                    if codec:   # the member, and the very samples training will decode from it
+                        native, rate = read_audio(entry, None)
+                        _check_finite(native, f"audio '{entry}' holds", "sample")
+                        audio = member_bytes(entry, native, rate, config.sample_rate, codec)
+                        wave = decode_member(audio[0], config.sample_rate)
+                    else:
+                        wave, _ = read_audio(entry, config.sample_rate)
                     _check_finite(wave, f"audio '{entry}' holds", "sample")
-                    feats = compute_fbank(wave, config)
+                    feats = compute_fbank(wave, config)   # utt2num_frames and cmvn.ark: what training sees
                     _check_finite(feats, "the filterbank holds", "frame")
-                    audio = member_bytes(entry, wave, config.sample_rate, codec) if codec else None
                 except (AudioError, ValueError) as e:
                     raise FeatureError(f"{wav_scp}: utterance '{utt}': {e}") from None
                 if audio:

@@ -6,10 +6,11 @@ A dump dir written with ``--audio-shards`` (:mod:`masr.features.extract`,
 that of a feature dump (``utt2num_frames``, ``cmvn.ark``, ``shards.tsv``, the metadata), so the
 batch samplers and :func:`masr.data.shards.shard_of_items` work unchanged. Each item's audio is
 read from its tar member, decoded and turned into the same filterbank as the features stage
-computes (:func:`masr.features.fbank.compute_fbank` with the dump's options): equal to the stored
-features where the members are lossless (FLAC and Opus files copied, 16-bit audio), within about
-5e-4 at speech levels for 24-bit FLAC of float, lossy or downsampled audio, and not equal for
-``--audio-codec opus`` (lossy); :mod:`masr.features.audio_shards` gives the details.
+computes (:func:`masr.features.fbank.compute_fbank` with the dump's options). Where the members
+are lossless (FLAC and Opus files copied, 16-bit audio at or below the target rate) these equal the
+filterbanks of a stored dump; for other sources (float, lossy or resampled audio, stored as 16-bit
+FLAC) and for ``--audio-codec opus`` they are those of the member's audio, which is what the
+dump's ``utt2num_frames`` and ``cmvn.ark`` were computed from (:mod:`masr.features.audio_shards`).
 
 With ``return_wave=True`` the items hold the waveform instead, for filterbanks computed in batches
 on the GPU; :func:`collate_waves` pads them.
@@ -119,7 +120,9 @@ class AudioShardDataset(FeatsDataset):
         """(samples, FeatsReadError message prefix) of item ``i``, its frame count checked."""
         entry, where = self.entries[i], self._where(i)
         try:
-            wave = decode_member(read_member(entry), self.fbank.sample_rate)
+            # at most the samples of one frame more than utt2num_frames says (checked before decoding)
+            most = (self.num_frames[i] + 1) * self.fbank.shift_samples + self.fbank.window_samples
+            wave = decode_member(read_member(entry), self.fbank.sample_rate, max_samples=most)
         except (OSError, ValueError, AudioError) as e:  # a missing tar, a bad member, undecodable audio
             raise FeatsReadError(f"{where}: cannot read audio from '{entry}': {type(e).__name__}: {e}") from e
         frames = expected_num_frames(len(wave), self.fbank)

@@ -108,7 +108,7 @@ def make_valid_fn(config, device):
         return None
     dataset, collate, featurize = pretraining_input(
         config["valid_dir"], metadata_streams(config["model"]), config["feature_source"], config["fbank_device"],
-        config["max_frames"])
+        config["max_frames"], config["pad_multiple"])
     step = functools.partial(ssl_step, featurize=featurize.to(device) if featurize is not None else None)
     # a fixed shuffle: the same validation batches every time, not only the shortest utterances
     sampler = DynamicBucketBatchSampler(dataset.num_frames, config["max_batch_frames"], seed=config["seed"])

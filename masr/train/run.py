@@ -38,6 +38,7 @@ RESUMABLE_KEYS = {"exp_dir",  # a run folder that was moved or copied resumes wh
                   "progress", "log_every", "valid_every", "valid_batches", "checkpoint_every",
                   "keep_checkpoints", "keep_steps", "num_workers", "cpu_threads",
                   "compile", "compile_mode",  # the same model and updates, compiled or not
+                  "fbank_device",   # the same filterbanks (within float32 rounding), on the GPU or not
                   "pretrain_langs"}   # LangID: only splits the test results into O / NO
 
 

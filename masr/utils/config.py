@@ -8,6 +8,8 @@ lists keep their types. An override naming a key the config does not have is an 
 """
 
 import argparse
+import re
+import sys
 
 import yaml
 from hyperpyyaml import load_hyperpyyaml
@@ -96,6 +98,35 @@ def check_config_keys(config, keys, where="config"):
                          "in its YAML; see the egs/*/conf files)")
 
 
+def ref_keys(path):
+    """The top-level keys a HyperPyYAML file uses itself, through ``!ref <key>`` (or ``<key>``
+    inside a ``!ref`` expression).
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "c.yaml")
+    >>> _ = open(p, "w").write("lr: 0.1  # <not_a_ref>\\nopt: {lr: !ref <lr>, x: !ref <a>/<b>}\\n")
+    >>> sorted(ref_keys(p))
+    ['a', 'b', 'lr']
+    """
+    keys = set()
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            for expression in re.findall(r"!ref\s+([^,}\]\n#]*)", line):
+                keys.update(re.findall(r"<([A-Za-z_]\w*)", expression))
+    return keys
+
+
+def unread_config_keys(path, config, keys):
+    """Top-level keys of the loaded ``config`` that a step reading ``keys`` never uses: neither
+    read by the step nor used by the file itself through ``!ref``, nor ``__``-prefixed (run at
+    load time). A typo, or a key of an older config (``betas:`` beside ``optimizer:``), is
+    silently ignored otherwise."""
+    used = set(keys) | ref_keys(path)
+    return sorted(k for k in config if k not in used and not k.startswith("__"))
+
+
 def parse_arguments(parser, argv=None, required=()):
     """Parse a step's declared options, then load its config with the remaining overrides.
 
@@ -107,7 +138,7 @@ def parse_arguments(parser, argv=None, required=()):
         Arguments (default ``sys.argv[1:]``).
     required : sequence of str
         The keys the step reads (its ``CONFIG_KEYS``): one missing is a usage error (exit 2)
-        naming the file.
+        naming the file; keys it does not read (:func:`unread_config_keys`) are a warning.
 
     Returns
     -------
@@ -123,6 +154,10 @@ def parse_arguments(parser, argv=None, required=()):
         check_config_keys(config, required, args.config)
     except ValueError as e:
         parser.error(str(e))
+    unread = unread_config_keys(args.config, config, required) if required else []
+    if unread:
+        print(f"warning: {args.config}: config key{'s' if len(unread) > 1 else ''} this step does not read: "
+              f"{', '.join(unread)}", file=sys.stderr)
     return args, config
 
 
