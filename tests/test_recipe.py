@@ -493,7 +493,8 @@ def test_sharded_features_and_two_process_torchrun_pretraining(mini, tmp_path):
     # --shard-utts: stage 2 writes shuffled shards; 'sharded: true' gives each torchrun rank its own
     dump, exp = tmp_path / "dump_sharded", tmp_path / "exp_sharded"
     conf = tmp_path / "pretrain_sharded.yaml"
-    conf.write_text((MINI / "conf" / "pretrain_bestrq.yaml").read_text() + "\nsharded: true\n")
+    mini_conf = (MINI / "conf" / "pretrain_bestrq.yaml").read_text()
+    conf.write_text(re.sub(r"(?m)^sharded:.*$", "sharded: true", mini_conf))
     args = ["--stage", "2", "--stop-stage", "3", "--data", mini.data, "--dump", dump, "--exp", exp,
             "--shard-utts", "2", "--pretrain-set", "train", "--launcher", "torchrun --standalone --nproc_per_node=2",
             "--pretrain-configs", conf,
@@ -513,7 +514,8 @@ def test_stage4_continues_from_a_kept_checkpoint_of_a_chosen_step(mini, tmp_path
     # the paper: MASR continues from BEST-RQ's 1M-step checkpoint while the baseline trains to 1.25M
     exp = tmp_path / "exp"
     conf = tmp_path / "pretrain_keep.yaml"
-    conf.write_text((MINI / "conf" / "pretrain_bestrq.yaml").read_text() + "\nkeep_steps: [2]\n")
+    mini_conf = (MINI / "conf" / "pretrain_bestrq.yaml").read_text()
+    conf.write_text(re.sub(r"(?m)^keep_steps:.*$", "keep_steps: [2]", mini_conf))
     tiny = "--max_batch_frames 3000 --model.d_model 32 --model.num_layers 1 --model.nhead 2 --model.d_ffn 64"
     common = ["--data", mini.data, "--dump", mini.dump, "--exp", exp, "--baseline", "pretrain_keep"]
     r = run_mini(["--stage", "3", "--stop-stage", "3", *common, "--pretrain-configs", conf, "--pretrain-opts",
