@@ -190,16 +190,25 @@ def main(argv=None):
                                                                                os.path.join(tmp, "mini")),
                     "real speech (EmoDB as 16 kHz WAV)": wav_data_dir(args.real_audio_dir, args.limit,
                                                                        os.path.join(tmp, "real"), config)}
-        disk, hours = {}, {}
+        disk, hours, stage2 = {}, {}, {}
         for k, (name, data) in enumerate(sets.items()):
-            dumps = {"stored filterbanks": os.path.join(tmp, f"{k}.feats")}
-            extract_features(data, dumps["stored filterbanks"], config, nj=1, shard_utts=args.shard_utts)
+            dumps, seconds = {}, {}
+
+            def extract(label, folder, **kw):
+                t0 = time.perf_counter()
+                stats = extract_features(data, os.path.join(tmp, f"{k}.{folder}"), config, nj=1,
+                                         shard_utts=args.shard_utts, **kw)
+                seconds[label] = stats["audio_seconds"] / (time.perf_counter() - t0)
+                dumps[label] = os.path.join(tmp, f"{k}.{folder}")
+
+            extract("stored filterbanks", "feats")
             for codec in codecs:
-                dumps[f"{codec.upper()} shards"] = os.path.join(tmp, f"{k}.{codec}")
-                extract_features(data, dumps[f"{codec.upper()} shards"], config, nj=1,
-                                 shard_utts=args.shard_utts, audio_shards=True, audio_codec=codec)
+                extract(f"{codec.upper()} shards", codec, audio_shards=True, audio_codec=codec)
             hours[name] = audio_hours(dumps["stored filterbanks"], config)
             disk[name] = {dump: dump_bytes(d) / hours[name] for dump, d in dumps.items()}
+            extract("FLAC shards, CMVN from 10% (--cmvn-utts)", "flac_cmvn10", audio_shards=True,
+                    cmvn_utts=max(1, args.limit // 10))
+            stage2[name] = seconds
 
         cpu, gpu = {}, {}   # rates on the last set: real speech
         feats = FeatsDataset(dumps["stored filterbanks"])
@@ -234,6 +243,12 @@ def main(argv=None):
         for dump, per_hour in by_dump.items():
             lines.append(f"| {name}, {hours[name]:.2f} h | {dump} | {per_hour / 1e6:.1f} | "
                          f"{per_hour * 1000 / 1e9:.1f} GB | {per_hour * PAPER_HOURS / 1e12:.1f} TB |")
+    lines += ["", "## Stage 2 per CPU core (one job, worker start-up included)", "",
+              "Audio seconds per second that `masr.features.extract --nj 1` turns into each dump.", "",
+              "| recordings | dump | audio s per s |", "|---|---|---|"]
+    for name, by_dump in stage2.items():
+        for dump, r in by_dump.items():
+            lines.append(f"| {name} | {dump} | {r:.0f} |")
     lines += ["", f"## Input per CPU core (one process, one thread; {list(sets)[-1]})", "",
               "| what a DataLoader worker does | audio s per s | x real time |", "|---|---|---|"]
     for name, r in cpu.items():

@@ -27,6 +27,7 @@ feature_source=feats    # stage 2 writes filterbanks (feats) or, for the pretrai
                         # sets, the audio in shards (audio_shards; needs --shard-utts; the pretraining
                         # configs then say feature_source: audio_shards)
 audio_codec=flac        # audio shards: codec of audio not already FLAC/Opus (flac: lossless; opus: smaller)
+cmvn_utts=0             # audio shards: global CMVN from N random utterances (0: all; the rest only decoded)
 validate_opts=          # e.g. "--no-audio" for huge corpora
 pretrain_configs=conf/pretrain_bestrq.yaml   # stage 3: one SSL run per config (exp/<config name>)
 pretrain_set=pretrain   # dump dir the SSL models train on
@@ -117,6 +118,7 @@ Options:
 the audio in shards for filterbanks on the fly (default: $feature_source)
   --audio-codec flac|opus   audio shards: codec of audio that is not FLAC/Opus already \
 (default: $audio_codec)
+  --cmvn-utts N         audio shards: CMVN statistics from N random utterances, 0: all (default: $cmvn_utts)
   --validate-opts S     options for tools/validate_data_dir.sh (default: '$validate_opts')
   --pretrain-configs \"A.yaml B.yaml\"  stage 3 configs (default: $pretrain_configs)
   --pretrain-set S --valid-set S      dump dirs to train / validate on (default: $pretrain_set $valid_set)
@@ -146,7 +148,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck disable=SC1091
 . "$root/tools/parse_options.sh"
 if [ $# -gt 0 ]; then echo "$0: unexpected argument '$1' (see --help)" >&2; exit 2; fi
-for v in stage stop_stage nj shard_utts; do
+for v in stage stop_stage nj shard_utts cmvn_utts; do
   [[ "${!v}" =~ ^[0-9]+$ ]] ||
     { echo "$0: --${v//_/-} must be a non-negative integer, got '${!v}'" >&2; exit 2; }
 done
@@ -268,7 +270,7 @@ stage_features() {
     audio_opts=()   # audio shards for the pretraining sets only: stages 5-7 read stored features
     if [ "$feature_source" = audio_shards ] &&
        { [ "$split" = "$pretrain_set" ] || [ "$split" = "$valid_set" ]; }; then
-      audio_opts=(--audio-shards --audio-codec "$audio_codec")
+      audio_opts=(--audio-shards --audio-codec "$audio_codec" --cmvn-utts "$cmvn_utts")
     fi
     run_stage_cmd stage2.features "$split" \
       python -m masr.features.extract "$fbank_config" --data "$data/$split" --out "$dump/$split" --nj "$nj" \
@@ -434,7 +436,8 @@ stage_pack() {
 run_stage 1 data "$(signature "$local_data" "$local_data_opts" "$splits" "$data" \
   "$(for split in $splits; do echo "$split: $(required_files "$split" | sort -u)"; done)")" stage_data
 audio_sig=()   # only audio shards add to stage 2's signature (feature dumps keep their stamps)
-[ "$feature_source" = feats ] || audio_sig=("$feature_source $audio_codec $pretrain_set $valid_set")
+[ "$feature_source" = feats ] ||
+  audio_sig=("$feature_source $audio_codec $cmvn_utts $pretrain_set $valid_set")
 run_stage 2 features "$(signature "$fbank_config" "$shard_utts" "$splits" "$data" "$dump" "${audio_sig[@]}" \
   "$exp/stamps/stage1.data.done")" stage_features
 [ -n "$pretrain_configs" ] &&

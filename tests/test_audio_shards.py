@@ -4,6 +4,7 @@ import dataclasses
 import io
 import json
 import os
+import random
 import tarfile
 
 import numpy as np
@@ -288,3 +289,22 @@ def test_damaged_or_crafted_members_are_refused_before_reading_much(tmp_path):
     with pytest.raises(AudioError, match="more than the 800 its frame count allows"):
         decode_member(tiny.getvalue(), 16000, max_samples=800)
     assert decode_member(tiny.getvalue(), 16000, max_samples=1600).shape == (1600,)
+
+
+def test_cmvn_from_a_sample_of_utterances(tmp_path):
+    """--cmvn-utts N: the statistics of N utterances drawn with the shard seed; every utterance's
+    frame count exact, the shards unchanged."""
+    data, _ = make_data_dir(tmp_path, n=8)
+    full, part = tmp_path / "full", tmp_path / "part"
+    extract_features(str(data), str(full), FbankConfig(), shard_utts=3, audio_shards=True)
+    extract_features(str(data), str(part), FbankConfig(), shard_utts=3, audio_shards=True, cmvn_utts=3)
+    assert read_kaldi_map(part / "utt2num_frames") == read_kaldi_map(full / "utt2num_frames")
+    assert (part / "audio.scp").read_text() == (full / "audio.scp").read_text().replace("/full/", "/part/")
+    sampled = set(random.Random(0).sample(sorted(read_kaldi_map(data / "wav.scp")), 3))   # shard_seed 0
+    ds, ref = AudioShardDataset(part), CMVNStats(80)
+    for i, utt in enumerate(ds.utt_ids):
+        if utt in sampled:
+            ref.add(ds[i]["feats"].numpy())
+    stats = CMVNStats.load(str(part / "cmvn.ark"))
+    assert stats.count == ref.count < CMVNStats.load(str(full / "cmvn.ark")).count
+    np.testing.assert_allclose(stats.sum, ref.sum, rtol=1e-6)

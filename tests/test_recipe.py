@@ -119,7 +119,13 @@ def test_root_help_short_flag_after_other_options(tmp_path):
     (["--stop-stage", "-1"], None, ["--stop-stage", "'-1'"]),
     (["--force", "maybe"], None, ["--force", "maybe"]),
     (["stray"], None, ["unexpected argument", "stray"]),
-], ids=["unknown", "missing-value", "stage-not-int", "stop-stage-negative", "force-not-bool", "positional"])
+    (["--feature-source", "flac"], 2, ["--feature-source must be feats or audio_shards", "'flac'"]),
+    (["--feature-source", "audio_shards"], 2, ["--feature-source audio_shards needs --shard-utts N > 0"]),
+    (["--shard-utts", "2", "--feature-source", "audio_shards", "--audio-codec", "mp3"], 2,
+     ["--audio-codec must be flac or opus", "'mp3'"]),
+    (["--cmvn-utts", "some"], 2, ["--cmvn-utts must be a non-negative integer", "'some'"]),
+], ids=["unknown", "missing-value", "stage-not-int", "stop-stage-negative", "force-not-bool", "positional",
+        "feature-source", "audio-shards-without-shards", "audio-codec", "cmvn-utts"])
 def test_bad_options_fail_before_any_stage(tmp_path, bad, expected_rc, patterns):
     # the output folders come first, so that even a parser that let the error through would
     # only write under tmp_path

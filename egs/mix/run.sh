@@ -45,7 +45,7 @@ exec ../../recipes/masr.sh \
   --local-data-opts "$prep $prep_opts" \
   --validate-opts "--no-audio" \
   --fbank-config conf/fbank.yaml \
-  --shard-utts 2000 --feature-source audio_shards \
+  --shard-utts 2000 --feature-source audio_shards --cmvn-utts 20000 \
   --pretrain-configs conf/pretrain_bestrq.yaml \
   --baseline pretrain_bestrq --baseline-step 1000000 \
   --masr-configs "conf/continue_lasr.yaml conf/continue_masr.yaml" \

@@ -90,6 +90,7 @@ import json
 import logging
 import os
 import platform
+import random
 import re
 import shutil
 import sys
@@ -106,7 +107,7 @@ from masr.data.validate import validate_data_dir
 from masr.features.audio_shards import (AUDIO_SCP, CODECS, FBANK_JSON, check_codec, decode_member, finish_tar,
                                         member_bytes, write_member)
 from masr.features.cmvn import CMVNStats
-from masr.features.fbank import FbankConfig, compute_fbank, first_non_finite
+from masr.features.fbank import FbankConfig, compute_fbank, expected_num_frames, first_non_finite
 from masr.utils.config import make_parser, parse_arguments
 from masr.utils.fileio import fsync_dir, fsync_tree
 from masr.utils.parallel import parallel_map
@@ -172,7 +173,7 @@ def _extract_job(job):
         Naming ``wav_scp`` and the utterance: unreadable or too short audio, NaN/inf samples or
         filterbank values.
     """
-    index, arks, config, wav_scp, codec = job
+    index, arks, config, wav_scp, codec, cmvn_subset = job
     stats = CMVNStats(config.num_mel_bins)
     scp, num_frames, seconds, rows = {}, {}, 0.0, []
     for ark, staged, entries in arks:
@@ -189,8 +190,15 @@ def _extract_job(job):
                     else:
                         wave, _ = read_audio(entry, config.sample_rate)
                     _check_finite(wave, f"audio '{entry}' holds", "sample")
-                    feats = compute_fbank(wave, config)   # utt2num_frames and cmvn.ark: what training sees
-                    _check_finite(feats, "the filterbank holds", "frame")
+                    if cmvn_subset is not None and utt not in cmvn_subset:   # frames only: no filterbank
+                        feats = None
+                        frames = expected_num_frames(len(wave), config)
+                        if frames == 0:
+                            raise ValueError(f"{len(wave)} samples is shorter than one {config.frame_length} ms window")
+                    else:   # utt2num_frames and cmvn.ark: what training sees
+                        feats = compute_fbank(wave, config)
+                        _check_finite(feats, "the filterbank holds", "frame")
+                        frames = feats.shape[0]
                 except (AudioError, ValueError) as e:
                     raise FeatureError(f"{wav_scp}: utterance '{utt}': {e}") from None
                 if audio:
@@ -199,9 +207,10 @@ def _extract_job(job):
                     start = f.tell()
                     kaldiio.save_ark(f, {utt: feats})
                     scp[utt] = f"{ark}:{start + len(utt.encode()) + 1}"
-                num_frames[utt] = feats.shape[0]
-                ark_frames += feats.shape[0]
-                stats.add(feats)
+                num_frames[utt] = frames
+                ark_frames += frames
+                if feats is not None:
+                    stats.add(feats)
                 seconds += len(wave) / config.sample_rate
             if codec:
                 finish_tar(f)
@@ -421,7 +430,7 @@ def _output_path(data_dir, out_dir):
 
 
 def extract_features(data_dir, out_dir, config, nj=1, shard_utts=0, shard_seed=0, show_progress=None,
-                     audio_shards=False, audio_codec="flac"):
+                     audio_shards=False, audio_codec="flac", cmvn_utts=0):
     """Compute filterbanks for every utterance of ``data_dir`` into ``out_dir``.
 
     Arguments
@@ -446,6 +455,10 @@ def extract_features(data_dir, out_dir, config, nj=1, shard_utts=0, shard_seed=0
     audio_codec : str
         ``"flac"`` or ``"opus"``: how audio that is not copied unchanged is encoded
         (:func:`masr.features.audio_shards.member_bytes`).
+    cmvn_utts : int
+        Audio shards only: compute the global CMVN statistics from this many utterances drawn at
+        random (seeded with ``shard_seed``) and only decode the others (for ``utt2num_frames``):
+        the filterbanks are about two thirds of stage 2's time. 0: all utterances (the default).
 
     Returns
     -------
@@ -507,7 +520,10 @@ def extract_features(data_dir, out_dir, config, nj=1, shard_utts=0, shard_seed=0
         else:
             parts = [[(*ark(f"feats.{j + 1}.ark"), part)]
                      for j, part in enumerate(split_evenly(sorted(wav_scp.items()), nj))]
-        jobs = [(j, part, config, data.file("wav.scp"), codec) for j, part in enumerate(parts)]
+        subset = None
+        if codec and 0 < cmvn_utts < len(wav_scp):   # CMVN of a random sample: the others are only decoded
+            subset = set(random.Random(shard_seed).sample(sorted(wav_scp), cmvn_utts))
+        jobs = [(j, part, config, data.file("wav.scp"), codec, subset) for j, part in enumerate(parts)]
         results = _run_jobs(jobs, out_dir, show_progress)
         scp, num_frames, stats, shard_rows = {}, {}, CMVNStats(config.num_mel_bins), []
         for _, job_scp, job_frames, job_stats, _, rows in results:
@@ -540,7 +556,7 @@ def extract_features(data_dir, out_dir, config, nj=1, shard_utts=0, shard_seed=0
         "utterances": len(scp),
         "audio_seconds": sum(r[4] for r in results),
         "wall_seconds": time.time() - start,
-        "frames": stats.count,
+        "frames": sum(num_frames.values()),
     }
 
 
@@ -556,6 +572,9 @@ def main(argv=None):
     parser.add_argument("--audio-shards", action="store_true",
                         help="write the audio into the shards (tar files, audio.scp) instead of the features, "
                              "for filterbanks computed on the fly; needs --shard-utts N")
+    parser.add_argument("--cmvn-utts", type=int, default=0,
+                        help="audio shards: CMVN statistics from N random utterances, the others only decoded "
+                             "(default 0: all)")
     parser.add_argument("--audio-codec", default="flac", choices=CODECS,
                         help="codec of audio that is not FLAC/Opus at the target rate already (default flac: "
                              "lossless for 16-bit sources; opus: lossy, smaller)")
@@ -577,7 +596,7 @@ def main(argv=None):
     try:
         s = extract_features(args.data, args.out, FbankConfig(**config), nj=args.nj, shard_utts=args.shard_utts,
                              show_progress=show_progress, audio_shards=args.audio_shards,
-                             audio_codec=args.audio_codec)
+                             audio_codec=args.audio_codec, cmvn_utts=args.cmvn_utts)
     except (DataDirError, FeatureError, OSError) as e:  # OSError: e.g. no space left, no permission
         print(f"error: {e}", file=sys.stderr)
         return 1
