@@ -3,7 +3,6 @@ weighted sampling, 2-process DDP with sharded reading, batched filterbanks equal
 
 import json
 import os
-import socket
 
 import pytest
 import torch
@@ -14,6 +13,7 @@ from masr.train import distributed
 from masr.train.checkpoint import list_checkpoints
 from masr.train.inputs import check_input_settings, pretraining_input
 from masr.train.pretrain import build_pretrain_trainer, ssl_step
+from tests.helpers.ddp import free_port, join_cpu_group
 from tests.helpers.dumps import make_audio_dump_dir, make_dump_dir
 from tests.helpers.runs import trainer_config
 
@@ -104,17 +104,8 @@ def test_settings_are_checked_and_a_mismatched_dump_is_named(dump, tmp_path):
         pretraining_input(feats, [], "audio_shards", "cpu", None)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _sharded_worker(rank, world, port, dump, exp_dir, out_dir):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    rank, world, device = distributed.init("cpu")
+    rank, world, device = join_cpu_group(rank, world, port)
     trainer = build_pretrain_trainer(config(dump, exp_dir, max_steps=6, grad_accum=1, sharded=True,
                                             checkpoint_every=3), rank, world, device)
     seen, step_fn = [], trainer.step_fn
@@ -133,7 +124,7 @@ def _sharded_worker(rank, world, port, dump, exp_dir, out_dir):
 
 @pytest.mark.slow
 def test_sharded_ddp_ranks_read_only_their_own_audio_shards(dump, tmp_path):
-    mp.spawn(_sharded_worker, args=(2, _free_port(), dump, str(tmp_path / "exp"), str(tmp_path)), nprocs=2,
+    mp.spawn(_sharded_worker, args=(2, free_port(), dump, str(tmp_path / "exp"), str(tmp_path)), nprocs=2,
              join=True)
     seen = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert len(seen[0]) == len(seen[1]) == 6

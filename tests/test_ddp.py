@@ -2,28 +2,19 @@
 
 import json
 import os
-import socket
 
 import torch
 import torch.multiprocessing as mp
 
 from masr.train import distributed
 from masr.train.pretrain import build_pretrain_trainer
+from tests.helpers.ddp import free_port, join_cpu_group
 from tests.helpers.dumps import make_dump_dir
 from tests.helpers.runs import trainer_config as config
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _worker(rank, world, port, dump, exp_dir, out_dir):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    rank, world, device = distributed.init("cpu")
+    rank, world, device = join_cpu_group(rank, world, port)
     trainer = build_pretrain_trainer(config(dump, exp_dir, max_steps=4, grad_accum=2, checkpoint_every=2), rank, world, device)
     seen, step_fn = [], trainer.step_fn
 
@@ -41,7 +32,7 @@ def _worker(rank, world, port, dump, exp_dir, out_dir):
 
 def test_two_gloo_processes(tmp_path):
     dump = make_dump_dir(str(tmp_path / "dump"), num_utts=32)
-    mp.spawn(_worker, args=(2, _free_port(), dump, str(tmp_path / "exp"), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), dump, str(tmp_path / "exp"), str(tmp_path)), nprocs=2, join=True)
     seen = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert len(seen[0]) == len(seen[1]) == 4 * 2  # same number of micro-batches on both ranks
     utts = [{u for batch in s for u in batch} for s in seen]
@@ -57,10 +48,7 @@ def test_two_gloo_processes(tmp_path):
 
 
 def _sharded_worker(rank, world, port, dump, exp_dir, out_dir):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    rank, world, device = distributed.init("cpu")
+    rank, world, device = join_cpu_group(rank, world, port)
     trainer = build_pretrain_trainer(config(dump, exp_dir, max_steps=6, grad_accum=1, sharded=True), rank, world, device)
     seen, step_fn = [], trainer.step_fn
 
@@ -79,7 +67,7 @@ def test_sharded_ranks_read_only_their_own_shards(tmp_path):
     from masr.data.datadir import read_kaldi_map
 
     dump = make_dump_dir(str(tmp_path / "dump"), num_utts=32, shard_utts=4)   # 8 shards
-    mp.spawn(_sharded_worker, args=(2, _free_port(), dump, str(tmp_path / "exp"), str(tmp_path)), nprocs=2,
+    mp.spawn(_sharded_worker, args=(2, free_port(), dump, str(tmp_path / "exp"), str(tmp_path)), nprocs=2,
              join=True)
     seen = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert len(seen[0]) == len(seen[1]) == 6
@@ -91,10 +79,7 @@ def test_sharded_ranks_read_only_their_own_shards(tmp_path):
 
 
 def _resume_worker(rank, world, port, dump, exp_dir, out_dir, max_steps):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    rank, world, device = distributed.init("cpu")
+    rank, world, device = join_cpu_group(rank, world, port)
     trainer = build_pretrain_trainer(config(dump, exp_dir, max_steps=max_steps, grad_accum=1, checkpoint_every=2,
                                    keep_checkpoints=5), rank, world, device)
     trainer.fit()
@@ -107,12 +92,12 @@ def test_ranks_agree_on_the_checkpoint_when_one_cannot_read_the_newest(tmp_path)
     damaged: rank 1 alone would fall back to step 2 while rank 0 takes step 4 (then they would wait
     for each other forever). They agree on step 2 and train on together."""
     dump, exp = make_dump_dir(str(tmp_path / "dump"), num_utts=32), str(tmp_path / "exp")
-    mp.spawn(_resume_worker, args=(2, _free_port(), dump, exp, str(tmp_path), 4), nprocs=2, join=True)
+    mp.spawn(_resume_worker, args=(2, free_port(), dump, exp, str(tmp_path), 4), nprocs=2, join=True)
     newest = os.path.join(exp, "checkpoints", "step-00000004")
     os.remove(os.path.join(newest, "manifest.json"))
     with open(os.path.join(newest, "rng.rank1.pt"), "wb") as f:
         f.write(b"not a torch file")
-    mp.spawn(_resume_worker, args=(2, _free_port(), dump, exp, str(tmp_path), 6), nprocs=2, join=True)
+    mp.spawn(_resume_worker, args=(2, free_port(), dump, exp, str(tmp_path), 6), nprocs=2, join=True)
     log = open(os.path.join(exp, "train_log.txt")).read()
     assert "resumed from " + os.path.join(exp, "checkpoints", "step-00000002") in log
     a, b = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))

@@ -1,7 +1,6 @@
 """masr.losses: batch-hard triplet loss against a brute-force reference; ties, gradients, chunks, DDP."""
 
 import os
-import socket
 
 import pytest
 import torch
@@ -9,6 +8,7 @@ import torch.multiprocessing as mp
 
 from masr.losses import gather_for_mining, hard_triplet_loss
 from masr.train import distributed
+from tests.helpers.ddp import free_port
 
 
 # ---------------------------------------------------------------- reference (straight from the equations)
@@ -233,12 +233,6 @@ def _theta():
     return torch.randn(6, 5, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _ddp_worker(rank, world, port, q_global, labels_global, meta_global, out_dir):
     import torch.distributed as dist
 
@@ -285,7 +279,7 @@ def test_ddp_gather_matches_single_process(tmp_path):
     q_global = torch.randn(total, 6, generator=gen, dtype=torch.float64)
     labels_global = torch.randint(0, 3, (total,), generator=gen)
     meta_global = torch.randn(total, 4, generator=gen, dtype=torch.float64)
-    mp.spawn(_ddp_worker, args=(2, _free_port(), q_global, labels_global, meta_global, str(tmp_path)),
+    mp.spawn(_ddp_worker, args=(2, free_port(), q_global, labels_global, meta_global, str(tmp_path)),
              nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.ddp import free_port
+
 pytestmark = pytest.mark.slow   # end to end: -m 'not slow' leaves it out
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -337,12 +339,6 @@ def test_slurm_without_sbatch_on_path(fake):
 # ---- egs/mix/slurm/pretrain_multinode.sbatch ------------------------------------------------
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_multinode_sbatch_script_runs_torchrun_and_resumes_when_requeued(fake, tmp_path):
     """The script under the fake sbatch/srun (1 node, 1 process on CPU): a tiny real pretraining;
     then, its last checkpoint removed (preempted between checkpoints), the requeued job resumes."""
@@ -358,7 +354,7 @@ def test_multinode_sbatch_script_runs_torchrun_and_resumes_when_requeued(fake, t
     make_dump_dir(str(egs_mix / "dump" / "pretrain"), num_utts=8)
     (tmp_path / "tools").symlink_to(ROOT / "tools")
     (tmp_path / ".venv").symlink_to(ROOT / ".venv")
-    env = dict(fake.env, NPROC_PER_NODE="1", RDZV_PORT=str(_free_port()), VALID_DIR="null",
+    env = dict(fake.env, NPROC_PER_NODE="1", RDZV_PORT=str(free_port()), VALID_DIR="null",
                PYTHONPATH=str(ROOT))
 
     def run_job():   # --wait: the fake sbatch returns when the job has ended
@@ -423,8 +419,8 @@ def slurm_cluster(tmp_path_factory):
     conf = d / "slurm.conf"
     conf.write_text(f"""ClusterName=masrtest
 SlurmctldHost={host}
-SlurmctldPort={_free_port()}
-SlurmdPort={_free_port()}
+SlurmctldPort={free_port()}
+SlurmdPort={free_port()}
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
